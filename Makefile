@@ -1,0 +1,50 @@
+# HPCMind: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= test
+STAMP  := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: install demo test lint bench lock clean services-up services-down
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+## make test: install, start every service the suite needs, run it all, stop the services.
+test: $(STAMP)
+	bash deploy/run-tests.sh $(BIN)
+
+## make lint: ruff + mypy (strict)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## make demo: the whole pipeline on this machine, no Docker.
+demo: $(STAMP)
+	$(BIN)/hpcmind services up prometheus alertmanager
+	$(BIN)/hpcmind demo
+
+bench: $(STAMP)
+	$(BIN)/hpcmind bench rca --real bench/data/real-dev.jsonl
+
+services-up: $(STAMP)
+	$(BIN)/hpcmind services up
+
+services-down: $(STAMP)
+	$(BIN)/hpcmind services down
+
+lock: $(BIN)/python
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^hpcmind' > constraints.new
+	(echo "# Pinned versions for repeatable installs (pip install -c constraints.txt ...). Regenerate with 'make lock'."; cat constraints.new) > constraints.txt
+	rm constraints.new
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Analyzer: evidence, diagnosis engines, incident service."""

@@ -1,0 +1,94 @@
+"""Where it broke: node, GPU and job, taken only from the evidence behind the chosen root cause."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hpcmind.contract import Culprit, EvidenceBundle
+
+from .findings import Finding
+from .metric_rules import host_of
+from .xid import parse_xids
+
+JOB_LABELS = ("job_id", "jobid", "slurm_job_id", "slurmjobid", "hpc_job", "job_id_slurm")
+
+_SOURCE_NODE = re.compile(r"^(?:node|host)/([^/]+)")
+_SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
+_LINE_NODE = [
+    re.compile(r"\b(?:JOB|STEP) [\d.]+ ON (\S+) CANCELLED"),
+    re.compile(r"\bslurmstepd-([\w.-]+):"),
+    re.compile(r"^\w{3} +\d+ [\d:]+ ([\w.-]+) kernel:"),
+    re.compile(r"^([\w.-]+): kern(?:el)?:"),
+    re.compile(r"\bNodes? ([\w.\-\[\],]+) not responding"),
+    re.compile(r"\bNode failure on ([\w.-]+)"),
+    re.compile(r"\bon failed node ([\w.-]+)"),
+    re.compile(r"^([\w-]+): Reason="),
+    re.compile(r"\bsrun: error: ([\w.-]+): task"),
+]
+_LINE_JOB = [
+    re.compile(r"\bJOB (\d+) ON\b"),
+    re.compile(r"\bSTEP (\d+)\.\w+ ON\b"),
+    re.compile(r"\bStepId=(\d+)"),
+    re.compile(r"\bJobId=(\d+)"),
+]
+_LINE_GPU = [
+    re.compile(r"\bGPU (\d{1,2})(?:;| has a total capacity)"),
+    re.compile(r"\bfrom GPU(\d{1,2}) GSP"),
+    re.compile(r"\bGPU (?:index )?(\d{1,2})\b(?! ?(?:GB|GiB|MiB|%))"),
+]
+_LINE_PCI = re.compile(r"\bGPU (?:at )?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})")
+
+
+def _bus(pci: str) -> str:
+    """'PCI:0000:3b:00', '00000000:3B:00.0' -> '3b:00' for comparison."""
+    parts = pci.replace("PCI:", "").split(".")[0].split(":")
+    return ":".join(parts[-2:]).lower()
+
+
+def _first(values: Sequence[str | None]) -> str | None:
+    return next((v for v in values if v), None)
+
+
+def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
+    alert_labels = bundle.alert.labels if bundle.alert else {}
+    job = bundle.job
+
+    nodes: list[str | None] = [host_of(alert_labels)]
+    gpus: list[str | None] = [alert_labels.get("gpu")]
+    jobs: list[str | None] = [job.id if job else None] + [alert_labels.get(k) for k in JOB_LABELS]
+
+    for f in support:
+        if f.labels:
+            nodes.append(host_of(f.labels))
+            gpus.append(f.labels.get("gpu"))
+            jobs += [f.labels.get(k) for k in JOB_LABELS]
+        src = f.source or ""
+        if m := _SOURCE_NODE.match(src):
+            nodes.append(m[1])
+        if m := _SOURCE_JOB.match(src):
+            jobs.append(m[1])
+        line = f.line or ""
+        nodes += [m[1] for rx in _LINE_NODE if (m := rx.search(line))]
+        jobs += [m[1] for rx in _LINE_JOB if (m := rx.search(line))]
+        gpus += [_gpu_from_line(line, bundle)]
+    if job and len(job.nodes) == 1:
+        nodes.append(job.nodes[0])
+    return Culprit(node=_first(nodes), gpu=_first(gpus), job=_first(jobs))
+
+
+def _gpu_from_line(line: str, bundle: EvidenceBundle) -> str | None:
+    pcis = [x.pci for x in parse_xids(line) if x.pci]
+    if not pcis and (m := _LINE_PCI.search(line)):
+        pcis = ["PCI:" + m[1]]
+    if pcis:
+        # dcgm-exporter labels each GPU with its bus id: translate the Xid's PCI address to the index.
+        for s in bundle.metrics:
+            bus_id = s.labels.get("pci_bus_id")
+            if bus_id and _bus(bus_id) == _bus(pcis[0]) and s.labels.get("gpu"):
+                return s.labels["gpu"]
+        return pcis[0]
+    for rx in _LINE_GPU:
+        if m := rx.search(line):
+            return m[1]
+    return None

@@ -1,0 +1,146 @@
+"""Turn an evidence bundle into findings: each a root cause, a weight and the verbatim evidence."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hpcmind.contract import EvidenceBundle, LogLine
+from hpcmind.taxonomy import root_cause_ids
+
+from .log_checks import LOG_CHECKS
+from .metric_rules import host_of, metric_hits
+from .signatures import SIGNATURES
+from .xid import SYMPATHETIC, parse_xids, xid_cause
+
+# Lines longer than this are cut before matching (a pasted binary blob must not stall the regexes).
+MAX_LINE = 4000
+MAX_LINES = 5000
+
+
+@dataclass(frozen=True)
+class Finding:
+    cause: str
+    weight: float
+    signature: str
+    evidence: str  # quoted verbatim: "source: line", or a metric/alert description
+    order: int  # position in the log (alerts and job come first: -2, -1)
+    source: str | None = None
+    line: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+JOB_STATES: dict[str, tuple[str, float]] = {
+    "OUT_OF_MEMORY": ("host_oom", 11),
+    "TIMEOUT": ("walltime_exceeded", 11),
+    "NODE_FAIL": ("node_failure", 11),
+    "PREEMPTED": ("preemption", 11),
+    "BOOT_FAIL": ("node_failure", 8),
+    "DEADLINE": ("walltime_exceeded", 6),
+    "FAILED": ("software_error", 2),
+}
+JOB_REASONS: dict[str, tuple[str, float]] = {
+    "outofmemory": ("host_oom", 9),
+    "timelimit": ("walltime_exceeded", 9),
+    "nodefail": ("node_failure", 9),
+    "nodedown": ("node_failure", 8),
+    "preempted": ("preemption", 9),
+}
+
+
+def quote(entry: LogLine) -> str:
+    return f"{entry.source}: {entry.line}" if entry.source else entry.line
+
+
+def _text_findings(
+    text: str, order: int, source: str | None, evidence: str, labels: dict[str, str] | None = None
+) -> list[Finding]:
+    out = []
+    for sig in SIGNATURES:
+        if sig.pattern.search(text):
+            out.append(Finding(sig.cause, sig.weight, sig.name, evidence, order, source, text, labels or {}))
+    for x in parse_xids(text):
+        mapped = xid_cause(x.code)
+        if mapped:
+            name = f"xid-{x.code}" + ("-sympathetic" if x.code in SYMPATHETIC else "")
+            out.append(Finding(mapped[0], mapped[1], name, evidence, order, source, text, labels or {}))
+    return out
+
+
+def log_findings(logs: list[LogLine]) -> list[Finding]:
+    logs = logs[-MAX_LINES:]
+    lines = [e.line[:MAX_LINE] for e in logs]
+    out: list[Finding] = []
+    for i, (entry, text) in enumerate(zip(logs, lines, strict=True)):
+        out += _text_findings(text, i, entry.source, quote(entry))
+    for check in LOG_CHECKS:
+        for i, cause, weight, name in check(lines):
+            out.append(Finding(cause, weight, name, quote(logs[i]), i, logs[i].source, lines[i]))
+    return out
+
+
+def alert_findings(bundle: EvidenceBundle) -> list[Finding]:
+    alert = bundle.alert
+    if alert is None:
+        return []
+    labels, ann = alert.labels, alert.annotations
+    name = labels.get("alertname", "")
+    words = _CAMEL.sub(" ", name)
+    parts = [words] + [ann[k] for k in ("summary", "description", "message") if ann.get(k)]
+    text = " | ".join(p for p in parts if p)
+    evidence = f"alert {name}: {ann.get('summary') or ann.get('description') or ''}".rstrip(": ")
+    out = _text_findings(text, -2, "alert", evidence, labels)
+    code = labels.get("err_code") or labels.get("xid")
+    if code and code.isdigit():
+        mapped = xid_cause(int(code))
+        if mapped:
+            out.append(Finding(mapped[0], mapped[1], f"xid-{code}-label", evidence, -2, "alert", text, labels))
+    known = set(root_cause_ids())
+    causes = [c.strip() for c in ann.get("hpcmind_causes", "").split(",") if c.strip() in known]
+    for c in causes:
+        # The rule author's list of candidate causes: a prior, decisive only when it names one cause.
+        out.append(
+            Finding(c, 7.0 if len(causes) == 1 else 2.0, "alert-hpcmind-causes", evidence, -2, "alert", text, labels)
+        )
+    return out
+
+
+def job_findings(bundle: EvidenceBundle) -> list[Finding]:
+    job = bundle.job
+    if job is None:
+        return []
+    out = []
+    desc = f"job {job.id or '?'} state={job.state or '?'} exit_code={job.exit_code or '?'} reason={job.reason or '?'}"
+    state = (job.state or "").upper().split()[0] if job.state else ""
+    state = state.rstrip("+")
+    if state in JOB_STATES:
+        cause, w = JOB_STATES[state]
+        out.append(Finding(cause, w, f"job-state-{state.lower()}", desc, -1, "job"))
+    reason = (job.reason or "").replace("_", "").replace(" ", "").lower()
+    if reason in JOB_REASONS:
+        cause, w = JOB_REASONS[reason]
+        out.append(Finding(cause, w, f"job-reason-{reason}", desc, -1, "job"))
+    if job.exit_code in ("0:125", "125:0"):
+        out.append(Finding("host_oom", 6, "job-exit-oom-marker", desc, -1, "job"))
+    return out
+
+
+def metric_findings(bundle: EvidenceBundle) -> list[Finding]:
+    out = []
+    for h in metric_hits(bundle.metrics):
+        s = bundle.metrics[h.series]
+        labels = dict(s.labels)
+        sel = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        host = host_of(labels)
+        out.append(
+            Finding(
+                h.cause, h.weight, h.name, f"{s.name}{{{sel}}}: {h.detail}", -3, f"metric/{host or ''}", None, labels
+            )
+        )
+    return out
+
+
+def all_findings(bundle: EvidenceBundle) -> list[Finding]:
+    return alert_findings(bundle) + job_findings(bundle) + log_findings(bundle.logs) + metric_findings(bundle)

@@ -1,0 +1,80 @@
+"""Numeric checks on log text that a regex alone cannot decide.
+
+Each check reads all lines and returns hits: (line index, root cause, weight, signature name).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+Hit = tuple[int, str, float, str]
+
+_SMI_TEMP = re.compile(
+    r"^\s*(GPU Current Temp|GPU Shutdown Temp|GPU Slowdown Temp|GPU Max Operating Temp|"
+    r"Memory Current Temp|Memory Max Operating Temp)\s*:\s*(\d+)\s*C\b"
+)
+_SMI_TABLE_TEMP = re.compile(r"\|\s*\d+%?\s+(\d{2,3})C\s+P\d+\b|\|\s*N/A\s+(\d{2,3})C\s+P\d+\b")
+_DATA_TIME = re.compile(r"\bTime\s+([\d.]+)\s+\(([\d.]+)\)\s+Data\s+([\d.]+)\s+\(([\d.]+)\)")
+_KV_DATA = re.compile(r"\bdata(?:_time|_wait|[ _]wait[ _]time|_load(?:ing)?_time)\s*[=:]\s*([\d.]+)", re.IGNORECASE)
+_KV_STEP = re.compile(r"\b(?:batch|step|iter(?:ation)?)_?time\s*[=:]\s*([\d.]+)", re.IGNORECASE)
+_VLLM_KV = re.compile(r"(?:GPU )?KV cache usage:\s*([\d.]+)%", re.IGNORECASE)
+_VLLM_WAITING = re.compile(r"Waiting:\s*(\d+)\s*reqs", re.IGNORECASE)
+
+
+def nvidia_smi_temperature(lines: Sequence[str]) -> list[Hit]:
+    vals: dict[str, tuple[int, int]] = {}
+    for i, line in enumerate(lines):
+        m = _SMI_TEMP.search(line)
+        if m:
+            vals.setdefault(m[1], (i, int(m[2])))
+    hits: list[Hit] = []
+    cur = vals.get("GPU Current Temp")
+    if cur is not None:
+        idx, t = cur
+        limits = [v for k, (_, v) in vals.items() if k in ("GPU Max Operating Temp", "GPU Slowdown Temp")]
+        near = any(t >= lim - 3 for lim in limits)
+        if near or t >= 85:
+            hits.append((idx, "gpu_thermal", 10.0, "smi-temp-at-limit"))
+        else:
+            # Someone pasted the temperature report: the question was about heat.
+            hits.append((idx, "gpu_thermal", 3.0, "smi-temperature-report"))
+    for i, line in enumerate(lines):
+        m = _SMI_TABLE_TEMP.search(line)
+        if m and int(m[1] or m[2]) >= 85:
+            hits.append((i, "gpu_thermal", 8.0, "smi-table-hot"))
+    return hits
+
+
+def data_wait_ratio(lines: Sequence[str]) -> list[Hit]:
+    hits: list[Hit] = []
+    for i, line in enumerate(lines):
+        m = _DATA_TIME.search(line)
+        if m:
+            time_avg, data_avg = float(m[2]), float(m[4])
+            if time_avg > 0 and data_avg / time_avg >= 0.5:
+                hits.append((i, "dataloader_bottleneck", 9.0, "data-time-dominates"))
+            continue
+        d, s = _KV_DATA.search(line), _KV_STEP.search(line)
+        if d and s and float(s[1]) > 0 and float(d[1]) / float(s[1]) >= 0.5:
+            hits.append((i, "dataloader_bottleneck", 9.0, "data-wait-dominates"))
+    return hits
+
+
+def vllm_saturation(lines: Sequence[str]) -> list[Hit]:
+    hits: list[Hit] = []
+    for i, line in enumerate(lines):
+        m = _VLLM_KV.search(line)
+        if m and float(m[1]) >= 90.0:
+            hits.append((i, "inference_overload", 9.0, "vllm-kv-cache-full"))
+        w = _VLLM_WAITING.search(line)
+        if w and int(w[1]) >= 10:
+            hits.append((i, "inference_overload", 6.0, "vllm-requests-waiting"))
+    return hits
+
+
+LOG_CHECKS: tuple[Callable[[Sequence[str]], list[Hit]], ...] = (
+    nvidia_smi_temperature,
+    data_wait_ratio,
+    vllm_saturation,
+)

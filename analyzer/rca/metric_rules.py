@@ -1,0 +1,262 @@
+"""Root-cause hints from metric windows, on the stock exporter names.
+
+dcgm-exporter (`DCGM_FI_*`, `Hostname` or `hostname`), node_exporter (`node_*`), vLLM (`vllm:*`),
+and the workloads' own step metrics. Each rule looks at one series and says how it deviates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hpcmind.contract import MetricSeries
+
+from .xid import xid_cause
+
+HOST_LABELS = ("Hostname", "hostname", "node", "host", "instance", "nodename")
+
+
+@dataclass(frozen=True)
+class MetricHit:
+    series: int
+    cause: str
+    weight: float
+    name: str
+    detail: str
+    onset: float | None
+
+
+def host_of(labels: dict[str, str]) -> str | None:
+    for key in HOST_LABELS:
+        v = labels.get(key)
+        if v:
+            return v.rsplit(":", 1)[0] if key == "instance" and v.count(":") == 1 else v
+    return None
+
+
+def _vals(s: MetricSeries) -> list[float]:
+    return [v for _, v in s.values]
+
+
+def _finite(vals: Sequence[float]) -> list[float]:
+    return [v for v in vals if math.isfinite(v)]
+
+
+def _increase(s: MetricSeries) -> float:
+    v = _finite(_vals(s))
+    if len(v) < 2:
+        return 0.0
+    # Counter semantics: count resets as a restart from zero.
+    inc = 0.0
+    for a, b in itertools.pairwise(v):
+        inc += b - a if b >= a else b
+    return inc
+
+
+def _first_ts(s: MetricSeries, pred: object) -> float | None:
+    for ts, v in s.values:
+        if callable(pred) and pred(v):
+            return ts
+    return None
+
+
+def _first_rise(s: MetricSeries) -> float | None:
+    vals = s.values
+    for (_, a), (ts, b) in itertools.pairwise(vals):
+        if math.isfinite(a) and math.isfinite(b) and b > a:
+            return ts
+    return None
+
+
+_THERMAL_BITS = 0x08 | 0x20 | 0x40 | 0x80
+
+
+def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
+    name, vals = s.name, _vals(s)
+    fin = _finite(vals)
+    out: list[MetricHit] = []
+
+    def hit(cause: str, weight: float, rule: str, detail: str, onset: float | None) -> None:
+        out.append(MetricHit(i, cause, weight, rule, detail, onset))
+
+    if not vals:
+        return out
+    if name in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERROR", "DCGM_EXP_XID_ERRORS_COUNT"):
+        code_s = s.labels.get("err_code") or s.labels.get("xid")
+        codes = {int(code_s)} if code_s and code_s.isdigit() and int(code_s) > 0 else set()
+        if name != "DCGM_EXP_XID_ERRORS_COUNT":
+            codes |= {int(v) for v in fin if v > 0}
+        for code in sorted(codes):
+            mapped = xid_cause(code)
+            if mapped and (name != "DCGM_EXP_XID_ERRORS_COUNT" or max(fin, default=0) > 0):
+                hit(
+                    mapped[0],
+                    mapped[1],
+                    f"xid-{code}-metric",
+                    f"{name} reports Xid {code}",
+                    _first_ts(s, lambda v: v > 0),
+                )
+    elif name in (
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+        "DCGM_FI_DEV_RETIRED_DBE",
+        "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    ):
+        if _increase(s) > 0:
+            hit("gpu_memory_error", 11, "ecc-dbe-rising", f"{name} rose by {_increase(s):g}", _first_rise(s))
+    elif name in ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_ROW_REMAP_FAILED"):
+        if max(fin, default=0) > 0:
+            hit("gpu_memory_error", 12, "row-remap-failure", f"{name} = 1", _first_ts(s, lambda v: v > 0))
+    elif name == "DCGM_FI_DEV_ROW_REMAP_PENDING":
+        if max(fin, default=0) > 0:
+            hit("gpu_memory_error", 7, "row-remap-pending", f"{name} = 1", _first_ts(s, lambda v: v > 0))
+    elif name.startswith("DCGM_FI_DEV_NVLINK_") and "ERROR" in name:
+        inc = _increase(s)
+        if inc > 0:
+            hit(
+                "nvlink_error", 9 if inc >= 10 else 6, "nvlink-errors-rising", f"{name} rose by {inc:g}", _first_rise(s)
+            )
+    elif name in ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP_CELSIUS"):
+        peak = max(fin, default=0)
+        if peak >= 87:
+            hit("gpu_thermal", 9, "gpu-temp-high", f"{name} peaked at {peak:g} C", _first_ts(s, lambda v: v >= 87))
+        elif peak >= 83:
+            hit("gpu_thermal", 5, "gpu-temp-warm", f"{name} peaked at {peak:g} C", _first_ts(s, lambda v: v >= 83))
+    elif name in ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"):
+        if any(int(v) & _THERMAL_BITS for v in fin):
+            hit(
+                "gpu_thermal",
+                9,
+                "thermal-throttle-bits",
+                f"{name} has thermal/power-brake bits set",
+                _first_ts(s, lambda v: math.isfinite(v) and int(v) & _THERMAL_BITS),
+            )
+    elif name in ("DCGM_FI_DEV_THERMAL_VIOLATION", "DCGM_FI_DEV_POWER_VIOLATION"):
+        if _increase(s) > 0:
+            hit("gpu_thermal", 7, "throttle-violation-time", f"{name} rising", _first_rise(s))
+    elif name == "node_infiniband_state_id":
+        if fin and fin[-1] != 4:
+            hit(
+                "network_fabric",
+                10,
+                "ib-port-not-active",
+                f"port state {fin[-1]:g} (4 = ACTIVE)",
+                _first_ts(s, lambda v: v != 4),
+            )
+    elif name == "node_infiniband_physical_state_id":
+        if fin and fin[-1] != 5:
+            hit(
+                "network_fabric",
+                9,
+                "ib-phys-not-linkup",
+                f"physical state {fin[-1]:g} (5 = LinkUp)",
+                _first_ts(s, lambda v: v != 5),
+            )
+    elif name == "node_infiniband_link_downed_total":
+        if _increase(s) > 0:
+            hit("network_fabric", 10, "ib-link-downed", f"link_downed +{_increase(s):g}", _first_rise(s))
+    elif name in (
+        "node_infiniband_symbol_error_total",
+        "node_infiniband_link_error_recovery_total",
+        "node_infiniband_port_errors_received_total",
+        "node_infiniband_local_link_integrity_errors_total",
+    ):
+        inc = _increase(s)
+        if inc >= 5:
+            hit("network_fabric", 6, "ib-errors-rising", f"{name} +{inc:g}", _first_rise(s))
+    elif name in ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"):
+        peak = max(fin, default=0)
+        if peak >= 0.95:
+            hit(
+                "inference_overload",
+                10,
+                "kv-cache-full",
+                f"{name} reached {peak:.2f}",
+                _first_ts(s, lambda v: v >= 0.95),
+            )
+    elif name == "vllm:num_requests_waiting":
+        if fin and fin[-1] >= 10 and fin[-1] > 2 * fin[0]:
+            hit("inference_overload", 7, "queue-growing", f"waiting requests {fin[0]:g} -> {fin[-1]:g}", _first_rise(s))
+    elif name in ("vllm:num_preemptions_total", "vllm:num_preemptions"):
+        if _increase(s) > 0:
+            hit("inference_overload", 8, "sequences-preempted", f"{name} +{_increase(s):g}", _first_rise(s))
+    elif name == "node_vmstat_oom_kill":
+        if _increase(s) > 0:
+            hit("host_oom", 11, "oom-kill-counter", f"oom_kill +{_increase(s):g}", _first_rise(s))
+    elif name == "node_filesystem_avail_bytes":
+        if fin and min(fin) <= 0:
+            hit(
+                "storage_io",
+                10,
+                "filesystem-full",
+                f"{s.labels.get('mountpoint', '')} has no space left",
+                _first_ts(s, lambda v: v <= 0),
+            )
+    elif name == "node_filesystem_device_error":
+        if max(fin, default=0) > 0:
+            hit("storage_io", 7, "filesystem-device-error", f"{s.labels.get('mountpoint', '')} device error", None)
+    elif name == "up":
+        if fin and fin[-1] == 0:
+            hit(
+                "node_failure",
+                8,
+                "target-down",
+                f"{s.labels.get('instance', '')} up == 0",
+                _first_ts(s, lambda v: v == 0),
+            )
+    elif "loss" in name.lower() and any(not math.isfinite(v) for v in vals):
+        hit(
+            "numerical_divergence",
+            11,
+            "loss-not-finite",
+            f"{name} became NaN/Inf",
+            _first_ts(s, lambda v: not math.isfinite(v)),
+        )
+    return out
+
+
+def _gpu_util_hang(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    """All GPUs that were busy drop to ~0 together: the collective-hang shape."""
+    util = [(i, s) for i, s in enumerate(metrics) if s.name == "DCGM_FI_DEV_GPU_UTIL" and len(s.values) >= 4]
+    if len(util) < 2:
+        return []
+    dropped = []
+    for i, s in util:
+        v = _finite(_vals(s))
+        head, tail = v[: len(v) // 2], v[-2:]
+        if head and sum(head) / len(head) >= 50 and tail and max(tail) <= 5:
+            dropped.append(i)
+    if len(dropped) == len(util):
+        return [
+            MetricHit(i, "collective_hang", 5, "all-gpus-idle", "every busy GPU of the job fell to 0%", None)
+            for i in dropped
+        ]
+    return []
+
+
+def _fb_full(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    free = {
+        (host_of(s.labels), s.labels.get("gpu")): (i, s)
+        for i, s in enumerate(metrics)
+        if s.name == "DCGM_FI_DEV_FB_FREE"
+    }
+    out = []
+    for i, s in enumerate(metrics):
+        if s.name != "DCGM_FI_DEV_FB_USED":
+            continue
+        pair = free.get((host_of(s.labels), s.labels.get("gpu")))
+        if not pair:
+            continue
+        used, fr = _finite(_vals(s)), _finite(_vals(pair[1]))
+        if used and fr and any(u / (u + f) >= 0.98 for u, f in zip(used, fr, strict=False) if u + f > 0):
+            out.append(MetricHit(i, "gpu_oom", 7, "framebuffer-full", "framebuffer used ~= total", None))
+    return out
+
+
+def metric_hits(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    hits = [h for i, s in enumerate(metrics) for h in _rules_for(i, s)]
+    hits += _gpu_util_hang(metrics)
+    hits += _fb_full(metrics)
+    return hits

@@ -1,0 +1,1 @@
+"""astro_workloads package (see its issue; not built yet)."""

@@ -1,0 +1,1 @@
+"""collector package (see its issue; not built yet)."""

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Start the local services, run the whole suite, stop the services; exit non-zero on any failure.
+# A service that fails to start fails the run: no test is skipped for a missing server.
+set -uo pipefail
+BIN=${1:-.venv/bin}
+"$BIN/hpcmind" services up || { echo "run-tests: services failed to start" >&2; "$BIN/hpcmind" services down; exit 1; }
+trap '"$BIN/hpcmind" services down >/dev/null' EXIT
+"$BIN/python" -m pytest -q tests
+rc=$?
+[ "$rc" = 5 ] && { echo "run-tests: no tests collected" >&2; exit 1; }
+exit "$rc"

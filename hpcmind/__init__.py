@@ -1,0 +1,3 @@
+"""HPCMind: shared contract types, settings and the `hpcmind` command line."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""The `hpcmind` command line. Exit codes: 0 success, 1 failure, 2 bad usage or bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .errors import NotBuiltError, UsageError
+from .settings import Settings, SettingsError, load_settings, masked_dump
+
+SUBCOMMANDS = ("simulate", "collect", "serve", "diagnose", "train", "bench", "demo", "workloads", "services", "config")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error on stderr (exit 2), as the CLI contract asks."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _not_built(issue: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        raise NotBuiltError(f"hpcmind {args.command}: not built yet (see the {issue} issue)")
+
+    return run
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(masked_dump(settings), indent=2))
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    from analyzer.diagnose_cli import run_batch, run_single
+    from analyzer.rca import load_engine
+
+    engine = load_engine(settings)
+    if args.batch:
+        return run_batch(engine, args.file, sys.stdout)
+    return run_single(engine, args.file, args.json, sys.stdout)
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.target != "rca":
+        raise NotBuiltError(f"hpcmind bench {args.target}: not built yet (see its issue)")
+    if args.real is None:
+        raise NotBuiltError("hpcmind bench rca: the simulator split is not built yet; pass --real FILE")
+    from analyzer.bench_rca import markdown, run
+    from analyzer.rca import load_engine
+
+    result = run(load_engine(settings), args.real, args.out)
+    print(markdown(result, f"Root-cause accuracy on {args.real.name}"))
+    print(f"wrote {args.out / 'rca_real.json'} and {args.out / 'rca_real.md'}")
+    return 0
+
+
+def _cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from .services.manager import ServiceManager
+
+    mgr = ServiceManager(settings)
+    names = mgr.resolve(args.names)
+    if args.action == "up":
+        return mgr.up(names)
+    if args.action == "down":
+        return mgr.down(names)
+    return mgr.status(names)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hpcmind", description="HPCMind: what broke on the GPU cluster, where, and what to do.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, help_: str, fn: Callable[[argparse.Namespace, Settings], int]) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("simulate", "run the cluster simulator (accelerated or real time)", _not_built("simulator"))
+    add("collect", "serve exporter-compatible /metrics and ship logs", _not_built("collector"))
+    add("serve", "run the analyzer service (webhook, API, pages)", _not_built("analyzer service"))
+    d = add("diagnose", "diagnose an evidence bundle (see the diagnose contract)", _cmd_diagnose)
+    d.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="evidence bundle (JSON); '-' for stdin")
+    d.add_argument("--json", action="store_true", help="print exactly one JSON diagnosis")
+    d.add_argument("--batch", action="store_true", help="JSON Lines in, one JSON diagnosis per line out")
+    add("train", "build the dataset and fine-tune the root-cause model", _not_built("root-cause model"))
+    b = add("bench", "run a benchmark and write bench/results/", _cmd_bench)
+    b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet"])
+    b.add_argument("--real", type=Path, default=None, metavar="FILE", help="labelled real incidents (JSON Lines)")
+    b.add_argument("--out", type=Path, default=Path("bench/results"), metavar="DIR")
+    add("demo", "run the one-machine demo", _not_built("analyzer service"))
+    add("workloads", "submit or run the astro workloads", _not_built("astro workloads"))
+    s = add("services", "install, start, stop and check the local services", _cmd_services)
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("names", nargs="*", metavar="NAME", help="services (default: all)")
+    c = add("config", "show the effective settings", _cmd_config)
+    c.add_argument("action", choices=["show"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        rc: int = args.func(args, settings)
+        return rc
+    except (UsageError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

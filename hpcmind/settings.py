@@ -1,0 +1,142 @@
+"""Effective configuration: one `Settings` object built once at start-up and passed down.
+
+Every value comes from `HPCMIND_*` environment variables (nested with `__`, e.g.
+`HPCMIND_ANALYZER__PORT`) or a `.env` file; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HPCMIND_"
+NESTED_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnalyzerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    api_token: SecretStr = SecretStr("change-me")
+    database_url: str = "sqlite:///hpcmind.db"
+    prometheus_url: str = "http://127.0.0.1:19090"
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: SecretStr = SecretStr("")
+    log_bus: Literal["http", "kafka"] = "http"
+    queue_size: int = Field(1000, ge=1)
+
+
+class PrometheusSettings(_Section):
+    port: int = Field(19090, ge=1, le=65535)
+    scrape_interval: str = "5s"
+
+
+class AlertmanagerSettings(_Section):
+    port: int = Field(19093, ge=1, le=65535)
+
+
+class SlurmSettings(_Section):
+    cluster_name: str = "hpcmind"
+    node_name: str = "node01"
+    fake_gpus: int = Field(4, ge=0, le=16)
+    cpus: int = Field(8, ge=1)
+    real_memory_mb: int = Field(8000, ge=100)
+    restd_socket: str = ""  # empty: <run_dir>/slurm/restd.sock
+
+
+class KafkaSettings(_Section):
+    port: int = Field(19092, ge=1, le=65535)
+    topic: str = "hpcmind-logs"
+
+
+class PostgresSettings(_Section):
+    port: int = Field(15432, ge=1, le=65535)
+    user: str = "hpcmind"
+    password: SecretStr = SecretStr("hpcmind")
+    database: str = "hpcmind"
+
+
+class ServicesSettings(_Section):
+    # /tmp, not $HOME: PostgreSQL runs as its own user and must be able to reach its data directory.
+    run_dir: Path = Path("/tmp/hpcmind-run")
+    ready_timeout_s: float = Field(90.0, gt=0)
+
+
+class CollectorSettings(_Section):
+    port: int = Field(9400, ge=1, le=65535)
+
+
+class SimulatorSettings(_Section):
+    tick_seconds: float = Field(15.0, gt=0)
+    seed: int = 0
+
+
+class ModelSettings(_Section):
+    # The fine-tuned model (issue 7) adds "model"; until then the signature engine is the only one.
+    engine: Literal["signatures"] = "signatures"
+    openai_base_url: str = ""
+    openai_model: str = ""
+    openai_api_key: SecretStr = SecretStr("")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    analyzer: AnalyzerSettings = AnalyzerSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    slurm: SlurmSettings = SlurmSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    services: ServicesSettings = ServicesSettings()
+    collector: CollectorSettings = CollectorSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    model: ModelSettings = ModelSettings()
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message names the environment variable."""
+
+
+def env_var_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SettingsError(f"{env_var_name(tuple(err['loc']))}: {err['msg']}") from None
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data with every secret shown as '**********' (or '' when unset)."""
+
+    def walk(model: BaseModel) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                out[name] = walk(value)
+            elif isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+    return walk(settings)

@@ -1,0 +1,1 @@
+"""simulator package (see its issue; not built yet)."""

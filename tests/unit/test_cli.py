@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hpcmind.cli import SUBCOMMANDS
+from tests.conftest import run_cli
+
+
+def test_help_lists_every_subcommand() -> None:
+    res = run_cli("--help")
+    assert res.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in res.stdout
+    assert set(SUBCOMMANDS) == {
+        "simulate",
+        "collect",
+        "serve",
+        "diagnose",
+        "train",
+        "bench",
+        "demo",
+        "workloads",
+        "services",
+        "config",
+    }
+
+
+@pytest.mark.parametrize("cmd", ["simulate", "collect", "serve", "train", "demo", "workloads"])
+def test_unbuilt_subcommands_say_so_and_exit_2(cmd: str) -> None:
+    res = run_cli(cmd)
+    assert res.returncode == 2
+    assert "not built yet" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_bad_usage_is_one_line_exit_2() -> None:
+    res = run_cli("services", "sideways")
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "action" in res.stderr
+
+
+def test_unknown_service_is_named() -> None:
+    res = run_cli("services", "status", "mysql")
+    assert res.returncode == 2
+    assert "'mysql'" in res.stderr
+
+
+def test_config_show_masks_secrets() -> None:
+    res = run_cli(
+        "config", "show", env={"HPCMIND_ANALYZER__API_TOKEN": "s3cret-token", "HPCMIND_ANALYZER__PORT": "9123"}
+    )
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads(res.stdout)
+    assert cfg["analyzer"]["port"] == 9123
+    assert cfg["analyzer"]["api_token"] == "**********"
+    assert "s3cret-token" not in res.stdout
+
+
+def test_invalid_value_names_the_variable() -> None:
+    res = run_cli("config", "show", env={"HPCMIND_ANALYZER__PORT": "abc"})
+    assert res.returncode == 2
+    assert "HPCMIND_ANALYZER__PORT" in res.stderr
+    assert res.stdout == ""
+
+
+def test_invalid_choice_names_the_variable() -> None:
+    res = run_cli("config", "show", env={"HPCMIND_ANALYZER__LOG_BUS": "pigeon"})
+    assert res.returncode == 2
+    assert "HPCMIND_ANALYZER__LOG_BUS" in res.stderr
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HPCMIND_KAFKA__TOPIC=from-dotenv\n")
+    res = run_cli("config", "show", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["kafka"]["topic"] == "from-dotenv"
