@@ -57,7 +57,9 @@ def test_alertmanager_delivers_to_webhook_with_bearer_token(settings: Settings) 
     srv = HTTPServer(("127.0.0.1", settings.analyzer.port), Hook)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        alert = [{"labels": {"alertname": "ServicesSmoke", "Hostname": "node01"}, "annotations": {"summary": "smoke"}}]
+        # A fresh label set each run: Alertmanager would not repeat an alert it already delivered.
+        labels = {"alertname": "ServicesSmoke", "Hostname": "node01", "run": str(time.time_ns())}
+        alert = [{"labels": labels, "annotations": {"summary": "smoke"}}]
         r = httpx.post(f"http://127.0.0.1:{settings.alertmanager.port}/api/v2/alerts", json=alert)
         assert r.status_code == 200
         deadline = time.monotonic() + 30
