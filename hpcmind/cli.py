@@ -44,6 +44,12 @@ def _cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     return run_single(engine, args.file, args.json, sys.stdout)
 
 
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulator.cli import run_simulate
+
+    return run_simulate(args.scenario, args.duration, args.out, args.seed, args.no_metrics)
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.target != "rca":
         raise NotBuiltError(f"hpcmind bench {args.target}: not built yet (see its issue)")
@@ -80,7 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         return sp
 
-    add("simulate", "run the cluster simulator (accelerated or real time)", _not_built("simulator"))
+    sim = add(
+        "simulate",
+        "run a cluster scenario accelerated; writes metrics.parquet, logs.jsonl, ground_truth.jsonl",
+        _cmd_simulate,
+    )
+    sim.add_argument(
+        "--scenario", required=True, metavar="FILE|NAME", help="scenario YAML or a shipped name (demo, ...)"
+    )
+    sim.add_argument(
+        "--duration", default=None, metavar="DUR", help="simulated time, e.g. 90m, 6h (default: scenario's)"
+    )
+    sim.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sim.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    sim.add_argument("--no-metrics", action="store_true", help="write logs and ground truth only")
     add("collect", "serve exporter-compatible /metrics and ship logs", _not_built("collector"))
     add("serve", "run the analyzer service (webhook, API, pages)", _not_built("analyzer service"))
     d = add("diagnose", "diagnose an evidence bundle (see the diagnose contract)", _cmd_diagnose)

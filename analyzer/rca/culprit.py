@@ -16,7 +16,8 @@ JOB_LABELS = ("job_id", "jobid", "slurm_job_id", "slurmjobid", "hpc_job", "job_i
 _SOURCE_NODE = re.compile(r"^(?:node|host)/([^/]+)")
 _SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
 _LINE_NODE = [
-    re.compile(r"\b(?:JOB|STEP) [\d.]+ ON (\S+) CANCELLED"),
+    # the node slurmstepd runs on; for NODE FAILURE that is a survivor, not the failed node
+    re.compile(r"\b(?:JOB|STEP) [\d.]+ ON (\S+) CANCELLED(?!.*NODE FAILURE)"),
     re.compile(r"\bslurmstepd-([\w.-]+):"),
     re.compile(r"^\w{3} +\d+ [\d:]+ ([\w.-]+) kernel:"),
     re.compile(r"^([\w.-]+): kern(?:el)?:"),
@@ -25,6 +26,7 @@ _LINE_NODE = [
     re.compile(r"\bon failed node ([\w.-]+)"),
     re.compile(r"^([\w-]+): Reason="),
     re.compile(r"\bsrun: error: ([\w.-]+): task"),
+    re.compile(r"^\s*host\s*:\s*([\w.-]+)\s*$"),  # torchrun's ChildFailedError summary
 ]
 _LINE_JOB = [
     re.compile(r"\bJOB (\d+) ON\b"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hpcmind.contract import MetricSeries
@@ -71,6 +71,14 @@ def _first_rise(s: MetricSeries) -> float | None:
 
 
 _THERMAL_BITS = 0x08 | 0x20 | 0x40 | 0x80
+# A condition that already held at the start of the window is probably an older incident's leftover
+# (dcgm-exporter holds the last Xid; a drained node's port stays down): it counts for much less.
+STALE_FACTOR = 0.35
+
+
+def _stale(s: MetricSeries, pred: Callable[[float], bool]) -> bool:
+    vals = _finite(_vals(s))
+    return len(vals) >= 2 and all(pred(v) for v in vals)
 
 
 def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
@@ -78,7 +86,16 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
     fin = _finite(vals)
     out: list[MetricHit] = []
 
-    def hit(cause: str, weight: float, rule: str, detail: str, onset: float | None) -> None:
+    def hit(
+        cause: str,
+        weight: float,
+        rule: str,
+        detail: str,
+        onset: float | None,
+        holds: Callable[[float], bool] | None = None,
+    ) -> None:
+        if holds is not None and _stale(s, holds):
+            weight, detail = weight * STALE_FACTOR, detail + " (already so at the start of the window)"
         out.append(MetricHit(i, cause, weight, rule, detail, onset))
 
     if not vals:
@@ -97,6 +114,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                     f"xid-{code}-metric",
                     f"{name} reports Xid {code}",
                     _first_ts(s, lambda v: v > 0),
+                    holds=lambda v: v > 0,
                 )
     elif name in (
         "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
@@ -108,10 +126,24 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
             hit("gpu_memory_error", 11, "ecc-dbe-rising", f"{name} rose by {_increase(s):g}", _first_rise(s))
     elif name in ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_ROW_REMAP_FAILED"):
         if max(fin, default=0) > 0:
-            hit("gpu_memory_error", 12, "row-remap-failure", f"{name} = 1", _first_ts(s, lambda v: v > 0))
+            hit(
+                "gpu_memory_error",
+                12,
+                "row-remap-failure",
+                f"{name} = 1",
+                _first_ts(s, lambda v: v > 0),
+                holds=lambda v: v > 0,
+            )
     elif name == "DCGM_FI_DEV_ROW_REMAP_PENDING":
         if max(fin, default=0) > 0:
-            hit("gpu_memory_error", 7, "row-remap-pending", f"{name} = 1", _first_ts(s, lambda v: v > 0))
+            hit(
+                "gpu_memory_error",
+                7,
+                "row-remap-pending",
+                f"{name} = 1",
+                _first_ts(s, lambda v: v > 0),
+                holds=lambda v: v > 0,
+            )
     elif name.startswith("DCGM_FI_DEV_NVLINK_") and "ERROR" in name:
         inc = _increase(s)
         if inc > 0:
@@ -121,9 +153,23 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
     elif name in ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP_CELSIUS"):
         peak = max(fin, default=0)
         if peak >= 87:
-            hit("gpu_thermal", 9, "gpu-temp-high", f"{name} peaked at {peak:g} C", _first_ts(s, lambda v: v >= 87))
+            hit(
+                "gpu_thermal",
+                9,
+                "gpu-temp-high",
+                f"{name} peaked at {peak:g} C",
+                _first_ts(s, lambda v: v >= 87),
+                holds=lambda v: v >= 87,
+            )
         elif peak >= 83:
-            hit("gpu_thermal", 5, "gpu-temp-warm", f"{name} peaked at {peak:g} C", _first_ts(s, lambda v: v >= 83))
+            hit(
+                "gpu_thermal",
+                5,
+                "gpu-temp-warm",
+                f"{name} peaked at {peak:g} C",
+                _first_ts(s, lambda v: v >= 83),
+                holds=lambda v: v >= 83,
+            )
     elif name in ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"):
         if any(int(v) & _THERMAL_BITS for v in fin):
             hit(
@@ -133,7 +179,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                 f"{name} has thermal/power-brake bits set",
                 _first_ts(s, lambda v: math.isfinite(v) and int(v) & _THERMAL_BITS),
             )
-    elif name in ("DCGM_FI_DEV_THERMAL_VIOLATION", "DCGM_FI_DEV_POWER_VIOLATION"):
+    elif name == "DCGM_FI_DEV_THERMAL_VIOLATION":  # power-cap time is normal under load; thermal is not
         if _increase(s) > 0:
             hit("gpu_thermal", 7, "throttle-violation-time", f"{name} rising", _first_rise(s))
     elif name == "node_infiniband_state_id":
@@ -144,6 +190,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                 "ib-port-not-active",
                 f"port state {fin[-1]:g} (4 = ACTIVE)",
                 _first_ts(s, lambda v: v != 4),
+                holds=lambda v: v != 4,
             )
     elif name == "node_infiniband_physical_state_id":
         if fin and fin[-1] != 5:
@@ -153,6 +200,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                 "ib-phys-not-linkup",
                 f"physical state {fin[-1]:g} (5 = LinkUp)",
                 _first_ts(s, lambda v: v != 5),
+                holds=lambda v: v != 5,
             )
     elif name == "node_infiniband_link_downed_total":
         if _increase(s) > 0:
@@ -193,6 +241,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                 "filesystem-full",
                 f"{s.labels.get('mountpoint', '')} has no space left",
                 _first_ts(s, lambda v: v <= 0),
+                holds=lambda v: v <= 0,
             )
     elif name == "node_filesystem_device_error":
         if max(fin, default=0) > 0:
@@ -205,6 +254,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
                 "target-down",
                 f"{s.labels.get('instance', '')} up == 0",
                 _first_ts(s, lambda v: v == 0),
+                holds=lambda v: v == 0,
             )
     elif "loss" in name.lower() and any(not math.isfinite(v) for v in vals):
         hit(
@@ -236,21 +286,48 @@ def _gpu_util_hang(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     return []
 
 
-def _fb_full(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
-    free = {
-        (host_of(s.labels), s.labels.get("gpu")): (i, s)
+def _data_wait(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    """The workloads' own step metrics: most of each step spent waiting for input data."""
+    steps = {
+        tuple(sorted(s.labels.items())): (i, s)
         for i, s in enumerate(metrics)
-        if s.name == "DCGM_FI_DEV_FB_FREE"
+        if s.name in ("astro_train_step_seconds", "train_step_seconds")
     }
+    out = []
+    for i, s in enumerate(metrics):
+        if s.name not in ("astro_train_data_wait_seconds", "train_data_wait_seconds"):
+            continue
+        pair = steps.get(tuple(sorted(s.labels.items())))
+        if not pair:
+            continue
+        d, st = _finite(_vals(s)), _finite(_vals(pair[1]))
+        tail = list(zip(d, st, strict=False))[-4:]
+        if tail and all(b > 0 and a / b >= 0.5 for a, b in tail):
+            out.append(
+                MetricHit(
+                    i,
+                    "dataloader_bottleneck",
+                    9,
+                    "data-wait-dominates-step",
+                    f"data wait is {tail[-1][0] / tail[-1][1]:.0%} of the step time",
+                    None,
+                )
+            )
+    return out
+
+
+def _fb_full(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    free = {tuple(sorted(s.labels.items())): s for s in metrics if s.name == "DCGM_FI_DEV_FB_FREE"}
     out = []
     for i, s in enumerate(metrics):
         if s.name != "DCGM_FI_DEV_FB_USED":
             continue
-        pair = free.get((host_of(s.labels), s.labels.get("gpu")))
-        if not pair:
+        pair = free.get(tuple(sorted(s.labels.items())))
+        if pair is None:
             continue
-        used, fr = _finite(_vals(s)), _finite(_vals(pair[1]))
-        if used and fr and any(u / (u + f) >= 0.98 for u, f in zip(used, fr, strict=False) if u + f > 0):
+        fr = dict(pair.values)
+        full = [u / (u + fr[t]) for t, u in s.values if t in fr and u + fr[t] > 0 and math.isfinite(u)]
+        if any(x >= 0.98 for x in full):
             out.append(MetricHit(i, "gpu_oom", 7, "framebuffer-full", "framebuffer used ~= total", None))
     return out
 
@@ -259,4 +336,5 @@ def metric_hits(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     hits = [h for i, s in enumerate(metrics) for h in _rules_for(i, s)]
     hits += _gpu_util_hang(metrics)
     hits += _fb_full(metrics)
+    hits += _data_wait(metrics)
     return hits

@@ -1,0 +1,1 @@
+"""Dataset building, fine-tuning and evaluation of the root-cause model."""
