@@ -51,6 +51,12 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.target == "simulator":
+        from simulator.bench import markdown as sim_md
+        from simulator.bench import run as sim_run
+
+        print(sim_md(sim_run(args.out)))
+        return 0
     if args.target != "rca":
         raise NotBuiltError(f"hpcmind bench {args.target}: not built yet (see its issue)")
     if args.real is None:

@@ -35,7 +35,11 @@ class RunWriter:
         self._names: dict[str, int] = {}
         self._name_list: list[str] = []
         self._buf: list[tuple[float, list[tuple[int, np.ndarray, np.ndarray]]]] = []
-        self._pq = pq.ParquetWriter(out / "metrics.parquet", SCHEMA, compression="zstd") if metrics else None
+        self._pq = (
+            pq.ParquetWriter(out / "metrics.parquet", SCHEMA, compression="snappy", write_statistics=["timestamp"])
+            if metrics
+            else None
+        )
         self._logs = open(out / "logs.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.rows = 0
         self.lines = 0

@@ -8,12 +8,13 @@ thousands of GPUs costs a few numpy operations. Label sets are JSON strings (sor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .engine import E2E_BUCKETS, MEM_CLOCK, TTFT_BUCKETS, Simulation
-from .jobs import RUNNING
+from .jobs import RUNNING, Job
 from .topology import labels_json
 
 XID_MSG = {
@@ -75,6 +76,7 @@ class SampleBuilder:
         ).reshape(len(tp.fs_specs), tp.n_nodes)
         self._mem_clock = np.array([MEM_CLOCK[k] for k in tp.gpu_model_key]) if tp.n_gpus else np.zeros(0)
         self._empty = self.labels.id({})
+        self._cache: dict[tuple[object, ...], int] = {}
         self._xid0 = np.array(
             [self.labels.id({**lb, "err_code": "0", "err_msg": XID_MSG[0]}) for lb in tp.gpu_labels], dtype=np.int64
         )
@@ -194,13 +196,20 @@ class SampleBuilder:
             out.append(Block(f"slurm_queue_{name}", e, np.array([float(counts.get(st, 0))])))
         out.append(Block("slurm_jobs_outofmemory", e, np.array([float(counts.get("OUT_OF_MEMORY", 0))])))
 
+    def _cached(self, key: tuple[object, ...], labels: Callable[[], dict[str, str]]) -> int:
+        i = self._cache.get(key)
+        if i is None:
+            i = self._cache[key] = self.labels.id(labels())
+        return i
+
     def _job_blocks(self, out: list[Block]) -> None:
         sim, tp = self.sim, self.sim.topo
-        info_ids, vl, tr = [], [], {}
+        info_ids, vl, tr = [], [], []
         for j in sorted(sim.jobs.values(), key=lambda j: j.id):
             info_ids.append(
-                self.labels.id(
-                    {
+                self._cached(
+                    ("info", j.id, j.state, j.exit_code, j.reason, len(j.nodes)),
+                    lambda j=j: {
                         "job_id": str(j.id),
                         "name": j.name,
                         "user": j.user,
@@ -210,7 +219,7 @@ class SampleBuilder:
                         "gpus": str(len(j.gpus)),
                         "exit_code": j.exit_code,
                         "reason": j.reason,
-                    }
+                    },
                 )
             )
             if j.state != RUNNING:
@@ -218,76 +227,99 @@ class SampleBuilder:
             if j.kind == "inference" and "vllm" in j.effects:
                 vl.append(j)
             elif j.kind == "training" and not (j.effects.get("hang") or sim.node_down[j.nodes].any()):
-                tr[j.id] = j
+                tr.append(j)
         out.append(Block("hpcmind_slurm_job_info", np.array(info_ids, dtype=np.int64), np.ones(len(info_ids))))
         self._vllm(out, vl)
-        self._train(out, list(tr.values()))
+        self._train(out, tr)
 
-    def _vllm(self, out: list[Block], jobs: list) -> None:  # type: ignore[type-arg]
+    def _vllm(self, out: list[Block], jobs: list[Job]) -> None:
         tp = self.sim.topo
         rows: dict[str, tuple[list[int], list[float]]] = {}
 
-        def add(name: str, labels: dict[str, str], value: float) -> None:
+        def add(name: str, key: object, labels: Callable[[], dict[str, str]], value: float) -> None:
             r = rows.setdefault(name, ([], []))
-            r[0].append(self.labels.id(labels))
+            r[0].append(self._cached((name, key), labels))
             r[1].append(value)
 
         for j in jobs:
             v = j.effects["vllm"]
-            base = {
-                "model_name": "astrocode",
-                "engine": "0",
-                "instance": f"{tp.node_names[j.nodes[0]]}:8000",
-                "job_id": str(j.id),
-            }
-            add("vllm:num_requests_running", base, v["running"])
-            add("vllm:num_requests_waiting", base, v["waiting"])
-            add("vllm:kv_cache_usage_perc", base, round(v["kv"], 4))
-            add("vllm:num_preemptions_total", base, v["preempt"])
-            add("vllm:prompt_tokens_total", base, v["prompt"])
-            add("vllm:generation_tokens_total", base, v["gen"])
-            add("vllm:request_success_total", {**base, "finished_reason": "stop"}, v["ok"])
+
+            def base(j: Job = j) -> dict[str, str]:
+                return {
+                    "model_name": "astrocode",
+                    "engine": "0",
+                    "instance": f"{tp.node_names[j.nodes[0]]}:8000",
+                    "job_id": str(j.id),
+                }
+
+            for name, value in (
+                ("vllm:num_requests_running", v["running"]),
+                ("vllm:num_requests_waiting", v["waiting"]),
+                ("vllm:kv_cache_usage_perc", round(v["kv"], 4)),
+                ("vllm:num_preemptions_total", v["preempt"]),
+                ("vllm:prompt_tokens_total", v["prompt"]),
+                ("vllm:generation_tokens_total", v["gen"]),
+            ):
+                add(name, j.id, base, value)
+            add("vllm:request_success_total", j.id, lambda b=base: {**b(), "finished_reason": "stop"}, v["ok"])
             for hname, buckets, counts, total in (
                 ("vllm:time_to_first_token_seconds", TTFT_BUCKETS, v["ttft"], v["ttft_sum"]),
                 ("vllm:e2e_request_latency_seconds", E2E_BUCKETS, v["e2e"], v["e2e_sum"]),
             ):
                 for le, cnt in zip(buckets, counts, strict=True):
-                    add(hname + "_bucket", {**base, "le": "+Inf" if math.isinf(le) else repr(float(le))}, float(cnt))
-                add(hname + "_sum", base, round(total, 6))
-                add(hname + "_count", base, v["n"])
+                    le_s = "+Inf" if math.isinf(le) else repr(float(le))
+                    add(hname + "_bucket", (j.id, le_s), lambda b=base, le_s=le_s: {**b(), "le": le_s}, float(cnt))
+                add(hname + "_sum", j.id, base, round(total, 6))
+                add(hname + "_count", j.id, base, v["n"])
         for name, (ids, vals) in rows.items():
             out.append(Block(name, np.array(ids, dtype=np.int64), np.array(vals, dtype=np.float64)))
 
-    def _train(self, out: list[Block], jobs: list) -> None:  # type: ignore[type-arg]
+    def _train(self, out: list[Block], jobs: list[Job]) -> None:
         sim, tp = self.sim, self.sim.topo
-        rows: dict[str, tuple[list[int], list[float]]] = {}
+        names = (
+            "astro_train_step_seconds",
+            "astro_train_data_wait_seconds",
+            "astro_train_samples_per_second",
+            "astro_train_loss",
+            "astro_train_grad_norm",
+            "astro_train_steps_total",
+        )
+        ids: list[int] = []
+        cols: list[np.ndarray] = []
         for j in jobs:
             slow = j.effects.get("slowdown", 1.0)
             starve = j.effects.get("data_starved", 0.0)
             step_s = j.step_time * slow / max(0.05, 1 - starve)
-            data_s = step_s * max(j.data_frac, starve)
-            for k, n in enumerate(j.nodes):
-                labels = {
-                    "job_id": str(j.id),
-                    "rank": str(k * max(1, j.gpus_per_node)),
-                    "hostname": tp.node_names[n],
-                    "workload": j.name,
-                }
-                lid = self.labels.id(labels)
-                jitter = float(sim.rng.normal(1.0, 0.02))
-                for name, value in (
-                    ("astro_train_step_seconds", step_s * jitter),
-                    ("astro_train_data_wait_seconds", data_s * jitter),
-                    ("astro_train_samples_per_second", 256 / (step_s * jitter) / j.n_nodes),
-                    ("astro_train_loss", j.loss),
-                    (
-                        "astro_train_grad_norm",
-                        float("nan") if math.isnan(j.loss) else abs(float(sim.rng.normal(1.0, 0.2))),
-                    ),
-                    ("astro_train_steps_total", float(j.step)),
-                ):
-                    r = rows.setdefault(name, ([], []))
-                    r[0].append(lid)
-                    r[1].append(round(value, 6) if math.isfinite(value) else value)
-        for name, (ids, vals) in rows.items():
-            out.append(Block(name, np.array(ids, dtype=np.int64), np.array(vals, dtype=np.float64)))
+            k = len(j.nodes)
+            ids += [
+                self._cached(
+                    ("train", j.id, n),
+                    lambda j=j, i=i, n=n: {
+                        "job_id": str(j.id),
+                        "rank": str(i * max(1, j.gpus_per_node)),
+                        "hostname": tp.node_names[n],
+                        "workload": j.name,
+                    },
+                )
+                for i, n in enumerate(j.nodes)
+            ]
+            jitter = sim.rng.normal(1.0, 0.02, k)
+            grad = np.full(k, np.nan) if math.isnan(j.loss) else np.abs(sim.rng.normal(1.0, 0.2, k))
+            cols.append(
+                np.stack(
+                    [
+                        step_s * jitter,
+                        step_s * max(j.data_frac, starve) * jitter,
+                        256 / (step_s * jitter) / k,
+                        np.full(k, j.loss),
+                        grad,
+                        np.full(k, float(j.step)),
+                    ]
+                )
+            )
+        if not ids:
+            return
+        vals = np.round(np.concatenate(cols, axis=1), 6)
+        lid = np.array(ids, dtype=np.int64)
+        for r, name in enumerate(names):
+            out.append(Block(name, lid, vals[r]))

@@ -163,3 +163,14 @@ def test_simulate_cli_writes_the_run(tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "o").iterdir()} == {"metrics.parquet", "logs.jsonl", "ground_truth.jsonl"}
     res = run_cli("simulate", "--scenario", str(f), "--duration", "later", "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and "--duration" in res.stderr
+
+
+def test_bench_simulator_writes_results(tmp_path: Path) -> None:
+    from simulator.bench import run
+
+    result = run(tmp_path, sizes=(4, 8), seconds=300)
+    saved = json.loads((tmp_path / "simulator.json").read_text())
+    assert saved == result
+    assert [r["nodes"] for r in saved["results"]] == [4, 8]
+    assert all(r["speedup_x"] > 0 and r["peak_rss_mb"] > 0 and r["samples"] > 0 for r in saved["results"])
+    assert (tmp_path / "simulator.md").read_text().startswith("# Simulator benchmark")
