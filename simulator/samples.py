@@ -196,31 +196,50 @@ class SampleBuilder:
             out.append(Block(f"slurm_queue_{name}", e, np.array([float(counts.get(st, 0))])))
         out.append(Block("slurm_jobs_outofmemory", e, np.array([float(counts.get("OUT_OF_MEMORY", 0))])))
 
-    def _cached(self, key: tuple[object, ...], labels: Callable[[], dict[str, str]]) -> int:
+    def _cached(self, key: tuple[object, ...], make: Callable[..., dict[str, str]], *args: object) -> int:
+        """Label-set id for a per-job series; the JSON is built once, when the key is first seen."""
         i = self._cache.get(key)
         if i is None:
-            i = self._cache[key] = self.labels.id(labels())
+            i = self._cache[key] = self.labels.id(make(*args))
         return i
 
+    def _info_labels(self, j: Job) -> dict[str, str]:
+        tp = self.sim.topo
+        return {
+            "job_id": str(j.id),
+            "name": j.name,
+            "user": j.user,
+            "partition": tp.partition_names[j.partition],
+            "state": j.state,
+            "nodes": ",".join(tp.node_names[n] for n in j.nodes),
+            "gpus": str(len(j.gpus)),
+            "exit_code": j.exit_code,
+            "reason": j.reason,
+        }
+
+    def _vllm_labels(self, j: Job, extra: dict[str, str]) -> dict[str, str]:
+        return {
+            "model_name": "astrocode",
+            "engine": "0",
+            "instance": f"{self.sim.topo.node_names[j.nodes[0]]}:8000",
+            "job_id": str(j.id),
+            **extra,
+        }
+
+    def _train_labels(self, j: Job, i: int, n: int) -> dict[str, str]:
+        return {
+            "job_id": str(j.id),
+            "rank": str(i * max(1, j.gpus_per_node)),
+            "hostname": self.sim.topo.node_names[n],
+            "workload": j.name,
+        }
+
     def _job_blocks(self, out: list[Block]) -> None:
-        sim, tp = self.sim, self.sim.topo
+        sim = self.sim
         info_ids, vl, tr = [], [], []
         for j in sorted(sim.jobs.values(), key=lambda j: j.id):
             info_ids.append(
-                self._cached(
-                    ("info", j.id, j.state, j.exit_code, j.reason, len(j.nodes)),
-                    lambda j=j: {
-                        "job_id": str(j.id),
-                        "name": j.name,
-                        "user": j.user,
-                        "partition": tp.partition_names[j.partition],
-                        "state": j.state,
-                        "nodes": ",".join(tp.node_names[n] for n in j.nodes),
-                        "gpus": str(len(j.gpus)),
-                        "exit_code": j.exit_code,
-                        "reason": j.reason,
-                    },
-                )
+                self._cached(("info", j.id, j.state, j.exit_code, j.reason, len(j.nodes)), self._info_labels, j)
             )
             if j.state != RUNNING:
                 continue
@@ -233,25 +252,16 @@ class SampleBuilder:
         self._train(out, tr)
 
     def _vllm(self, out: list[Block], jobs: list[Job]) -> None:
-        tp = self.sim.topo
         rows: dict[str, tuple[list[int], list[float]]] = {}
 
-        def add(name: str, key: object, labels: Callable[[], dict[str, str]], value: float) -> None:
+        def add(name: str, j: Job, value: float, extra: dict[str, str] | None = None) -> None:
             r = rows.setdefault(name, ([], []))
-            r[0].append(self._cached((name, key), labels))
+            key = (name, j.id, *sorted((extra or {}).items()))
+            r[0].append(self._cached(key, self._vllm_labels, j, extra or {}))
             r[1].append(value)
 
         for j in jobs:
             v = j.effects["vllm"]
-
-            def base(j: Job = j) -> dict[str, str]:
-                return {
-                    "model_name": "astrocode",
-                    "engine": "0",
-                    "instance": f"{tp.node_names[j.nodes[0]]}:8000",
-                    "job_id": str(j.id),
-                }
-
             for name, value in (
                 ("vllm:num_requests_running", v["running"]),
                 ("vllm:num_requests_waiting", v["waiting"]),
@@ -260,22 +270,21 @@ class SampleBuilder:
                 ("vllm:prompt_tokens_total", v["prompt"]),
                 ("vllm:generation_tokens_total", v["gen"]),
             ):
-                add(name, j.id, base, value)
-            add("vllm:request_success_total", j.id, lambda b=base: {**b(), "finished_reason": "stop"}, v["ok"])
+                add(name, j, value)
+            add("vllm:request_success_total", j, v["ok"], {"finished_reason": "stop"})
             for hname, buckets, counts, total in (
                 ("vllm:time_to_first_token_seconds", TTFT_BUCKETS, v["ttft"], v["ttft_sum"]),
                 ("vllm:e2e_request_latency_seconds", E2E_BUCKETS, v["e2e"], v["e2e_sum"]),
             ):
                 for le, cnt in zip(buckets, counts, strict=True):
-                    le_s = "+Inf" if math.isinf(le) else repr(float(le))
-                    add(hname + "_bucket", (j.id, le_s), lambda b=base, le_s=le_s: {**b(), "le": le_s}, float(cnt))
-                add(hname + "_sum", j.id, base, round(total, 6))
-                add(hname + "_count", j.id, base, v["n"])
+                    add(hname + "_bucket", j, float(cnt), {"le": "+Inf" if math.isinf(le) else repr(float(le))})
+                add(hname + "_sum", j, round(total, 6))
+                add(hname + "_count", j, v["n"])
         for name, (ids, vals) in rows.items():
             out.append(Block(name, np.array(ids, dtype=np.int64), np.array(vals, dtype=np.float64)))
 
     def _train(self, out: list[Block], jobs: list[Job]) -> None:
-        sim, tp = self.sim, self.sim.topo
+        sim = self.sim
         names = (
             "astro_train_step_seconds",
             "astro_train_data_wait_seconds",
@@ -291,18 +300,7 @@ class SampleBuilder:
             starve = j.effects.get("data_starved", 0.0)
             step_s = j.step_time * slow / max(0.05, 1 - starve)
             k = len(j.nodes)
-            ids += [
-                self._cached(
-                    ("train", j.id, n),
-                    lambda j=j, i=i, n=n: {
-                        "job_id": str(j.id),
-                        "rank": str(i * max(1, j.gpus_per_node)),
-                        "hostname": tp.node_names[n],
-                        "workload": j.name,
-                    },
-                )
-                for i, n in enumerate(j.nodes)
-            ]
+            ids += [self._cached(("train", j.id, n), self._train_labels, j, i, n) for i, n in enumerate(j.nodes)]
             jitter = sim.rng.normal(1.0, 0.02, k)
             grad = np.full(k, np.nan) if math.isnan(j.loss) else np.abs(sim.rng.normal(1.0, 0.2, k))
             cols.append(
