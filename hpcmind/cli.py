@@ -50,6 +50,22 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return run_simulate(args.scenario, args.duration, args.out, args.seed, args.no_metrics)
 
 
+def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.cli import run_collect
+
+    return run_collect(
+        args.source,
+        settings,
+        scenario=args.scenario,
+        port=args.port,
+        speed=args.speed,
+        seed=args.seed,
+        bus=args.log_bus,
+        follow=args.follow,
+        slurm_rest=args.slurm_rest,
+    )
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.target == "simulator":
         from simulator.bench import markdown as sim_md
@@ -106,7 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, required=True, metavar="DIR")
     sim.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     sim.add_argument("--no-metrics", action="store_true", help="write logs and ground truth only")
-    add("collect", "serve exporter-compatible /metrics and ship logs", _not_built("collector"))
+    col = add("collect", "serve exporter-compatible /metrics from one source and ship its logs", _cmd_collect)
+    col.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        choices=["simulator", "slurm", "nvml"],
+        help="metric source (repeatable: --source simulator --source slurm)",
+    )
+    col.add_argument("--scenario", metavar="FILE|NAME", help="scenario for --source simulator (real time)")
+    col.add_argument("--port", type=int, default=None, help="listen port (default: HPCMIND_COLLECTOR__PORT)")
+    col.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (simulator)")
+    col.add_argument("--seed", type=int, default=None)
+    col.add_argument("--log-bus", choices=["http", "kafka", "none"], default=None)
+    col.add_argument(
+        "--follow",
+        action="append",
+        default=[],
+        metavar="GLOB=SOURCE",
+        help="tail files, e.g. '/var/spool/slurm/slurm-*.out=job/{jobid}' (repeatable)",
+    )
+    col.add_argument(
+        "--slurm-rest", default=None, metavar="URL", help="slurmrestd: unix:/path.sock or http://host:port"
+    )
     add("serve", "run the analyzer service (webhook, API, pages)", _not_built("analyzer service"))
     d = add("diagnose", "diagnose an evidence bundle (see the diagnose contract)", _cmd_diagnose)
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="evidence bundle (JSON); '-' for stdin")

@@ -69,7 +69,12 @@ class ServicesSettings(_Section):
 
 
 class CollectorSettings(_Section):
+    host: str = "127.0.0.1"
     port: int = Field(9400, ge=1, le=65535)
+    # "unix:/path/restd.sock" or "http://host:6820"; empty: squeue/sinfo --json
+    slurm_rest_url: str = ""
+    # dcgm-exporter's job-mapping directory (one file per GPU listing job ids); empty: no attribution
+    job_mapping_dir: str = ""
 
 
 class SimulatorSettings(_Section):

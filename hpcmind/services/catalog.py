@@ -113,6 +113,8 @@ class Prometheus(Service):
                 },
                 {
                     "job_name": "file_sd",
+                    # the collector speaks for many hosts (like federation): keep the instance labels it sets
+                    "honor_labels": True,
                     "file_sd_configs": [{"files": [str(self.dir / "targets" / "*.json")], "refresh_interval": "1s"}],
                 },
             ],
