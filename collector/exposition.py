@@ -35,36 +35,49 @@ def format_value(v: float) -> str:
     return repr(float(v))
 
 
-def format_values(values: np.ndarray) -> list[str]:
+def format_values(values: np.ndarray) -> list[bytes]:
+    """Each value as its exposition text plus the line's newline."""
     if values.size and not np.isfinite(values).all():
-        return [format_value(float(v)) for v in values]
-    return list(map(repr, values.astype(np.float64).tolist()))
+        return [(format_value(float(v)) + "\n").encode() for v in values]
+    return [(repr(v) + "\n").encode() for v in values.astype(np.float64).tolist()]
 
 
 class BlockFamily(Metric):
-    """A metric family whose samples are arrays: line prefixes (`name{labels} `) and values."""
+    """A metric family whose samples are arrays: line prefixes (b'name{labels} ') and values."""
 
     def __init__(self, name: str, documentation: str, typ: str) -> None:
         super().__init__(name, documentation, typ)
-        self.blocks: list[tuple[Sequence[str], np.ndarray]] = []
+        self.blocks: list[tuple[Sequence[bytes], np.ndarray]] = []
 
-    def add_block(self, prefixes: Sequence[str], values: np.ndarray) -> None:
+    def add_block(self, prefixes: Sequence[bytes], values: np.ndarray) -> None:
         self.blocks.append((prefixes, values))
 
     @property
     def samples(self) -> list[Sample]:  # slow path, for generic consumers of the registry
         from prometheus_client.parser import text_string_to_metric_families
 
-        text = "".join(
-            p + v + "\n"
-            for prefixes, values in self.blocks
-            for p, v in zip(prefixes, format_values(values), strict=True)
-        )
+        text = b"".join(render_lines(p, v) for p, v in self.blocks).decode()
         return [s for fam in text_string_to_metric_families(text) for s in fam.samples]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
         pass  # Metric.__init__ assigns an empty list
+
+
+class Prerendered(Metric):
+    """Families already rendered to exposition text (a source that renders once per state change)."""
+
+    def __init__(self, name: str, text: bytes) -> None:
+        super().__init__(name, "", "untyped")
+        self.text = text
+
+
+def render_lines(prefixes: Sequence[bytes], values: np.ndarray) -> bytes:
+    # interleave prefix and value pieces: one join, no per-line string building
+    parts: list[bytes] = [b""] * (2 * len(prefixes))
+    parts[0::2] = prefixes
+    parts[1::2] = format_values(values)
+    return b"".join(parts)
 
 
 def _header(m: Metric) -> str:
@@ -75,20 +88,19 @@ def _header(m: Metric) -> str:
 
 def _has_total(m: Metric) -> bool:
     if isinstance(m, BlockFamily):
-        return any(b[0] and b[0][0].split("{")[0].rstrip().endswith("_total") for b in m.blocks)
+        return any(b[0] and b[0][0].split(b"{")[0].rstrip().endswith(b"_total") for b in m.blocks)
     return any(s.name.endswith("_total") for s in m.samples)
 
 
 def render(families: Iterable[Metric]) -> bytes:
-    parts: list[str] = []
+    parts: list[bytes] = []
     for m in families:
-        parts.append(_header(m))
+        if isinstance(m, Prerendered):
+            parts.append(m.text)
+            continue
+        parts.append(_header(m).encode())
         if isinstance(m, BlockFamily):
-            for prefixes, values in m.blocks:
-                if len(values):
-                    parts.append("\n".join(map(str.__add__, prefixes, format_values(values))))
-                    parts.append("\n")
+            parts += [render_lines(p, v) for p, v in m.blocks if len(v)]
         else:
-            for s in m.samples:
-                parts.append(f"{s.name}{label_string(dict(s.labels))} {format_value(s.value)}\n")
-    return "".join(parts).encode("utf-8")
+            parts += [f"{s.name}{label_string(dict(s.labels))} {format_value(s.value)}\n".encode() for s in m.samples]
+    return b"".join(parts)

@@ -46,11 +46,15 @@ class FamilyBuilder:
         self._families: dict[str, BlockFamily] = {}
 
     def add(self, sample_name: str, label_strings: Sequence[str], values: np.ndarray) -> None:
+        self.add_prefixed(sample_name, [(sample_name + lb + " ").encode() for lb in label_strings], values)
+
+    def add_prefixed(self, sample_name: str, prefixes: Sequence[bytes], values: np.ndarray) -> None:
+        """Like add(), with the line prefixes (b'name{labels} ') already built by the caller."""
         fam_name, d = family_of(sample_name)
         fam = self._families.get(fam_name)
         if fam is None:
             fam = self._families[fam_name] = BlockFamily(fam_name, d.help, d.type)
-        fam.add_block([sample_name + lb + " " for lb in label_strings], values)
+        fam.add_block(prefixes, values)
 
     def families(self) -> Iterable[Metric]:
         return list(self._families.values())

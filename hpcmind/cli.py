@@ -73,6 +73,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(sim_md(sim_run(args.out)))
         return 0
+    if args.target == "collector":
+        from collector.bench import markdown as col_md
+        from collector.bench import run as col_run
+
+        print(col_md(col_run(args.out)))
+        return 0
     if args.target != "rca":
         raise NotBuiltError(f"hpcmind bench {args.target}: not built yet (see its issue)")
     if args.real is None:

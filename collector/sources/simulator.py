@@ -13,12 +13,16 @@ from simulator.engine import Simulation
 from simulator.samples import Block, SampleBuilder
 from simulator.scenario import Scenario
 
+from ..exposition import Prerendered, render
 from ..families import FamilyBuilder, LabelStrings
 
 LogSink = Callable[[float, str, str], None]
 
 
 class SimulatorSource:
+    """Renders its exposition once per tick (the state changes only then), like dcgm-exporter's collect
+    interval; a scrape sends the latest rendering."""
+
     name = "simulator"
 
     def __init__(
@@ -31,7 +35,9 @@ class SimulatorSource:
         self.speed = speed
         self.on_log = on_log
         self._lock = threading.Lock()
+        self._prefixes: dict[tuple[str, bytes], list[bytes]] = {}
         self._blocks: list[Block] = self.samples.blocks()
+        self._text = self._render(self._blocks)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -39,9 +45,10 @@ class SimulatorSource:
         """One tick: step the simulation, snapshot its samples, hand new log lines to the sink."""
         self.sim.step()
         blocks = self.samples.blocks()
+        text = self._render(blocks)
         lines = self.sim.drain_logs(self.sim.t)
         with self._lock:
-            self._blocks = blocks
+            self._blocks, self._text = blocks, text
         if self.on_log is not None:
             for t, source, line in lines:
                 self.on_log(t, source, line)
@@ -62,11 +69,23 @@ class SimulatorSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            blocks = self._blocks
-            rendered = self.labels.sync(self.samples.labels.strings)
+    def _render(self, blocks: list[Block]) -> bytes:
+        rendered = self.labels.sync(self.samples.labels.strings)
+        if len(self._prefixes) > 4000:  # job churn: forget old label combinations
+            self._prefixes.clear()
         fb = FamilyBuilder()
         for b in blocks:
-            fb.add(b.name, [rendered[i] for i in b.label_ids.tolist()], b.values)
-        return fb.families()
+            key = (b.name, b.label_ids.tobytes())
+            pre = self._prefixes.get(key)
+            if pre is None:
+                pre = self._prefixes[key] = [(b.name + rendered[i] + " ").encode() for i in b.label_ids.tolist()]
+            fb.add_prefixed(b.name, pre, b.values)
+        return render(fb.families())
+
+    def snapshot(self) -> list[Block]:
+        with self._lock:
+            return list(self._blocks)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            return [Prerendered(self.name, self._text)]

@@ -53,11 +53,11 @@ def parse(body: bytes) -> dict[str, Any]:
 def test_block_family_renders_valid_exposition() -> None:
     f = BlockFamily("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "gauge")
     f.add_block(
-        [f"DCGM_FI_DEV_GPU_TEMP{label_string({'gpu': str(i), 'Hostname': 'n1'})} " for i in range(3)],
+        [f"DCGM_FI_DEV_GPU_TEMP{label_string({'gpu': str(i), 'Hostname': 'n1'})} ".encode() for i in range(3)],
         np.array([40.0, math.nan, math.inf]),
     )
     c = BlockFamily("node_vmstat_oom_kill", "oom kills", "counter")
-    c.add_block(['node_vmstat_oom_kill{instance="n1:9100"} '], np.array([2.0]))
+    c.add_block([b'node_vmstat_oom_kill{instance="n1:9100"} '], np.array([2.0]))
     text = render([f, c]).decode()
     assert '# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP{Hostname="n1",gpu="0"} 40.0\n' in text
     assert 'gpu="1"} NaN' in text and 'gpu="2"} +Inf' in text
@@ -272,3 +272,14 @@ def test_file_follower_tails_complete_lines(tmp_path: Path) -> None:
     assert [r.line for r in second] == ["partial", "epoch 3"]
     assert fol.poll() == []
     assert len({r.id for r in first + second}) == 4
+
+
+def test_bench_collector_writes_results(tmp_path: Path) -> None:
+    from collector.bench import run
+
+    result = run(tmp_path, sizes=(2,), scrapes=3, naive_scrapes=2)
+    saved = json.loads((tmp_path / "collector.json").read_text())
+    assert saved == result
+    r = saved["results"][0]
+    assert r["gpus"] == 16 and r["ours"]["bytes"] > 1000 and r["naive"]["bytes"] > 1000
+    assert "speedup_p50" in r
