@@ -135,6 +135,7 @@ def run(out_dir: Path, sizes: tuple[int, ...] = SIZES, scrapes: int = 50, naive_
                     "mean_ms": round(statistics.fmean(lat), 1),
                     "bytes": size,
                     "scrapes": scrapes,
+                    "render_per_tick_ms": round(tick_ms, 1),
                 },
                 "naive": {
                     "p50_ms": round(_pct(nlat, 0.5), 1),
