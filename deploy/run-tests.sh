@@ -3,6 +3,8 @@
 # A service that fails to start fails the run: no test is skipped for a missing server.
 set -uo pipefail
 BIN=${1:-.venv/bin}
+# 1 s scrapes and rule evaluation: the alert matrix runs compressed fault timelines in real time
+export HPCMIND_PROMETHEUS__SCRAPE_INTERVAL=${HPCMIND_PROMETHEUS__SCRAPE_INTERVAL:-1s}
 "$BIN/hpcmind" services up || { echo "run-tests: services failed to start" >&2; "$BIN/hpcmind" services down; exit 1; }
 trap '"$BIN/hpcmind" services down >/dev/null' EXIT
 "$BIN/python" -m pytest -q tests

@@ -75,7 +75,7 @@ class Simulation:
         self._logs: list[tuple[float, int, str, str]] = []
         self.truth: list[GroundTruth] = []
         self.jobs: dict[int, Job] = {}
-        self.next_job = 1000
+        self.next_job = scenario.workload.first_job_id
         self._init_state()
         self.sched = Scheduler(self.topo.n_nodes, self.topo.gpus_per_node, self.topo.node_partition)
         self.node_style = self.rng.integers(0, 4, self.topo.n_nodes)  # kernel log prefix per node (site style)
@@ -254,7 +254,7 @@ class Simulation:
             guard += 1
             kind = str(self.rng.choice(kinds, p=p))
             job = self.new_job(kind, self.t - float(self.rng.uniform(0, 3600)))
-            if used + job.n_nodes * job.gpus_per_node > target + 8:
+            if used + job.n_nodes * job.gpus_per_node > target + max(1.0, 0.1 * self.topo.n_gpus):
                 del self.jobs[job.id]  # would overshoot the starting utilisation; draw another
                 continue
             if not self._try_start(job, self.t):

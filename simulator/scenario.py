@@ -99,6 +99,8 @@ class WorkloadSpec(_Model):
     # Published traces: ~40% of GPU jobs end FAILED, mostly for user reasons (~10% of GPU time).
     user_failure_rate: float = Field(0.4, ge=0, le=1)
     mean_runtime: Duration = 3 * 3600.0
+    # job ids count up from here (distinct ranges keep several simulated clusters apart in one Prometheus)
+    first_job_id: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
     def _mix(self) -> WorkloadSpec:

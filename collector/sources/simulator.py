@@ -26,8 +26,15 @@ class SimulatorSource:
     name = "simulator"
 
     def __init__(
-        self, scenario: Scenario, *, speed: float = 1.0, seed: int | None = None, on_log: LogSink | None = None
+        self,
+        scenario: Scenario,
+        *,
+        speed: float = 1.0,
+        seed: int | None = None,
+        on_log: LogSink | None = None,
+        name: str = "simulator",
     ) -> None:
+        self.name = name
         # real time: the simulated clock starts now, so sample times line up with Prometheus' scrapes
         self.sim = Simulation(scenario.model_copy(update={"start": datetime.now(UTC)}), seed)
         self.samples = SampleBuilder(self.sim)
