@@ -107,7 +107,7 @@ def received(settings: Settings) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             got.extend(a for a in body["alerts"] if a["status"] == "firing")
             self.send_response(200)
