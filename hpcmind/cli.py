@@ -66,6 +66,16 @@ def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from analyzer.app import create_app
+
+    a = settings.analyzer
+    uvicorn.run(create_app(settings), host=a.host, port=a.port, log_level="info")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.target == "simulator":
         from simulator.bench import markdown as sim_md
@@ -151,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument(
         "--slurm-rest", default=None, metavar="URL", help="slurmrestd: unix:/path.sock or http://host:port"
     )
-    add("serve", "run the analyzer service (webhook, API, pages)", _not_built("analyzer service"))
+    add("serve", "run the analyzer service (webhook, API, incident pages, /metrics)", _cmd_serve)
     d = add("diagnose", "diagnose an evidence bundle (see the diagnose contract)", _cmd_diagnose)
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="evidence bundle (JSON); '-' for stdin")
     d.add_argument("--json", action="store_true", help="print exactly one JSON diagnosis")

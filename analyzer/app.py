@@ -1,0 +1,227 @@
+"""The analyzer's HTTP face: `create_app(settings)`, thin routes over `AnalyzerService`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpcmind.contract import EvidenceBundle
+from hpcmind.settings import Settings
+from hpcmind.taxonomy import root_causes
+
+from .alertmanager import AlertmanagerPayload
+from .grafana import GrafanaWriter
+from .rca import load_engine
+from .service import AnalyzerService, BadRequest, Metrics, NotFound
+from .store import Store
+
+log = logging.getLogger("hpcmind.analyzer")
+
+
+class LogLineIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=64)
+    ts: str | None = None
+    source: str = Field("unknown", max_length=300)
+    line: str
+
+
+class LogBatch(BaseModel):
+    lines: list[LogLineIn] = Field(max_length=10_000)
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    correct: bool
+    true_root_cause: str | None = None
+    comment: str | None = Field(None, max_length=5000)
+
+
+class Runtime:
+    """What the lifespan opens and closes: store, service, queue, background tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = Store(settings.analyzer.database_url)
+        base = f"http://{settings.analyzer.host}:{settings.analyzer.port}"
+        self.service = AnalyzerService(settings, self.store, load_engine(settings), self.metrics, base)
+        self.grafana = GrafanaWriter(settings, self.store, self.metrics, base)
+        self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analyzer.queue_size)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def worker(self) -> None:
+        while True:
+            pid = await self.queue.get()
+            try:
+                await anyio.to_thread.run_sync(self.service.process, pid)
+            except Exception:
+                log.exception("processing payload %d failed", pid)
+            finally:
+                self.queue.task_done()
+                self.metrics.queue.set(self.queue.qsize())
+
+    async def outbox(self) -> None:
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.grafana.drain_once)
+            except Exception:
+                log.exception("grafana outbox pass failed")
+            await asyncio.sleep(1.0)
+
+
+def get_runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = request.app.state.runtime.settings.analyzer.api_token.get_secret_value()
+    if authorization != f"Bearer {expected}":
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+Auth = Depends(require_token)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = Runtime(settings)
+        app.state.runtime = rt
+        for pid in await anyio.to_thread.run_sync(rt.service.pending_payloads):
+            await rt.queue.put(pid)  # what was accepted before a crash is processed now
+        rt.tasks = [asyncio.create_task(rt.worker()), asyncio.create_task(rt.outbox())]
+        if settings.analyzer.log_bus == "kafka":
+            from .logbus import kafka_consumer
+
+            rt.tasks.append(asyncio.create_task(kafka_consumer(settings, rt.service)))
+        yield
+        for t in rt.tasks:
+            t.cancel()
+        for t in rt.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        rt.store.close()
+
+    app = FastAPI(title="HPCMind analyzer", version="0.1.0", lifespan=lifespan)
+
+    @app.post("/api/v1/alertmanager", dependencies=[Auth])
+    async def webhook(payload: AlertmanagerPayload, rt: RuntimeDep) -> Response:
+        if rt.queue.full():
+            rt.metrics.webhook.labels("busy").inc()
+            return JSONResponse({"detail": "queue full, retry later"}, status_code=503, headers={"Retry-After": "5"})
+        pid = await anyio.to_thread.run_sync(rt.service.accept, payload)  # durable before the 200
+        rt.queue.put_nowait(pid)
+        rt.metrics.queue.set(rt.queue.qsize())
+        rt.metrics.webhook.labels("accepted").inc()
+        return JSONResponse({"payload": pid, "alerts": len(payload.alerts)})
+
+    @app.post("/api/v1/logs", dependencies=[Auth])
+    async def ingest_logs(batch: LogBatch, rt: RuntimeDep) -> dict[str, int]:
+        n = await anyio.to_thread.run_sync(rt.service.ingest_logs, [x.model_dump() for x in batch.lines])
+        return {"accepted": n}
+
+    @app.get("/api/v1/incidents", dependencies=[Auth])
+    def list_incidents(
+        rt: RuntimeDep,
+        state: Literal["open", "resolved"] | None = None,
+        root_cause: str | None = None,
+        node: str | None = None,
+        job: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        return rt.service.list_incidents(
+            state=state, root_cause=root_cause, node=node, job=job, limit=limit, offset=offset
+        )
+
+    @app.get("/api/v1/incidents/{incident_id}", dependencies=[Auth])
+    def get_incident(incident_id: int, rt: RuntimeDep) -> dict[str, Any]:
+        try:
+            return rt.service.get_incident(incident_id)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.post("/api/v1/incidents/{incident_id}/feedback", dependencies=[Auth])
+    def post_feedback(incident_id: int, body: FeedbackIn, rt: RuntimeDep) -> dict[str, str]:
+        try:
+            rt.service.add_feedback(incident_id, body.correct, body.true_root_cause, body.comment)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except BadRequest as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"status": "recorded"}
+
+    @app.post("/api/v1/diagnose", dependencies=[Auth])
+    def diagnose(bundle: EvidenceBundle, rt: RuntimeDep) -> dict[str, Any]:
+        return rt.service.engine.diagnose(bundle).to_json_dict()
+
+    @app.get("/metrics")
+    def metrics(rt: RuntimeDep) -> Response:
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz(rt: RuntimeDep) -> dict[str, Any]:
+        return {"status": "ok", "schema_version": rt.store.version, "queue": rt.queue.qsize()}
+
+    @app.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    def incident_page(incident_id: int, rt: RuntimeDep) -> str:
+        try:
+            inc = rt.service.get_incident(incident_id)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        return render_incident(inc)
+
+    @app.get("/runbooks/{name}", response_class=HTMLResponse)
+    def runbook(name: str) -> str:
+        rc = root_causes().get(name)
+        body = (
+            (
+                f"<h1>{html.escape(name)}</h1><p>{html.escape(rc.summary)}</p><p>Remediation: "
+                f"{html.escape(rc.remediation)}</p>"
+            )
+            if rc
+            else (
+                f"<h1>{html.escape(name)}</h1><p>Open the incident HPCMind created for this alert: "
+                '<a href="/api/v1/incidents?state=open">open incidents</a>.</p>'
+            )
+        )
+        return f"<!doctype html><title>{html.escape(name)}</title>{body}"
+
+    return app
+
+
+def render_incident(inc: dict[str, Any]) -> str:
+    d = inc.get("diagnosis") or {}
+    e = html.escape
+    rows = "".join(f"<li>{e(str(s))}</li>" for s in d.get("remediation", []))
+    ev = "".join(f"<li><code>{e(str(s))}</code></li>" for s in d.get("evidence", []))
+    tl = "".join(f"<li>{e(str(t['ts']))} — {e(t['event'])}</li>" for t in inc.get("timeline", []))
+    items = "".join(
+        f"<tr><td>{e(i['name'])}</td><td>{e(i['status'])}</td><td><code>{e(i['query'])}</code></td>"
+        f"<td>{e(i.get('error', ''))}</td></tr>"
+        for i in inc.get("evidence") or []
+    )
+    return (
+        f"<!doctype html><title>Incident {inc['id']}</title><h1>Incident {inc['id']}: "
+        f"{e(str(inc.get('root_cause')))}</h1><p>{e(str(inc.get('summary')))}</p>"
+        f"<p>State: {e(inc['state'])}; culprit: {e(str(inc.get('culprit')))}</p>"
+        f"<h2>What to do</h2><ol>{rows}</ol><h2>Evidence</h2><ul>{ev}</ul><h2>Timeline</h2><ul>{tl}</ul>"
+        f"<h2>Queries</h2><table>{items}</table>"
+    )

@@ -1,0 +1,1 @@
+"""Evidence gathering: named PromQL queries, the log window, the Slurm job record."""

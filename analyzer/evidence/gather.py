@@ -1,0 +1,156 @@
+"""Gather the evidence bundle for an incident: metric windows (Prometheus HTTP API), logs (the log store), job."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import ColumnElement, or_, select
+
+from hpcmind.contract import EvidenceBundle
+
+from ..alertmanager import Alert
+from ..store import Store, log_lines
+from .queries import QUERIES
+
+BEFORE = timedelta(minutes=10)
+AFTER = timedelta(minutes=5)
+STEP = "15s"
+MAX_LOG_LINES = 400
+
+
+@dataclass
+class EvidenceItem:
+    name: str
+    query: str
+    start: str
+    end: str
+    step: str
+    status: str  # success | no_data | error
+    error: str = ""
+    series: int = 0
+
+
+def prom_range(client: httpx.Client, base: str, query: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    r = client.get(
+        f"{base}/api/v1/query_range",
+        params={"query": query, "start": start.timestamp(), "end": end.timestamp(), "step": STEP},
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+    data = r.json()
+    if data.get("status") != "success":
+        raise RuntimeError(str(data.get("error", "query failed")))
+    return list(data["data"]["result"])
+
+
+def gather_metrics(
+    prom_url: str, nodes: list[str], jobs: list[str], start: datetime, end: datetime, timeout: float = 5.0
+) -> tuple[list[dict[str, Any]], list[EvidenceItem]]:
+    series: list[dict[str, Any]] = []
+    items: list[EvidenceItem] = []
+    with httpx.Client(timeout=timeout) as client:
+        for q in QUERIES:
+            for ent in nodes if q.scope == "node" else jobs:
+                query = q.render(node=ent) if q.scope == "node" else q.render(job=ent)
+                item = EvidenceItem(q.name, query, start.isoformat(), end.isoformat(), STEP, "success")
+                try:
+                    res = prom_range(client, prom_url, query, start, end)
+                except (httpx.HTTPError, RuntimeError) as exc:
+                    item.status, item.error = "error", f"{type(exc).__name__}: {exc}"
+                    items.append(item)
+                    if isinstance(exc, httpx.TransportError):
+                        return series, items + [
+                            EvidenceItem(
+                                q2.name, "", item.start, item.end, STEP, "error", "skipped: Prometheus unreachable"
+                            )
+                            for q2 in QUERIES
+                            if q2.name != q.name
+                        ]
+                    continue
+                item.series = len(res)
+                item.status = "success" if res else "no_data"
+                items.append(item)
+                for r in res:
+                    labels = dict(r["metric"])
+                    name = labels.pop("__name__", q.name)
+                    vals = [[float(t), float(v)] for t, v in r["values"]]
+                    series.append({"name": name, "labels": labels, "values": vals})
+    return series, items
+
+
+def job_record(series: list[dict[str, Any]], job: str) -> dict[str, Any] | None:
+    recs = [s for s in series if s["name"] == "hpcmind_slurm_job_info" and s["labels"].get("job_id") == job]
+    if not recs:
+        return None
+    last = max(recs, key=lambda s: s["values"][-1][0] if s["values"] else 0)["labels"]
+    return {
+        "id": job,
+        "name": last.get("name"),
+        "state": last.get("state"),
+        "exit_code": last.get("exit_code"),
+        "nodes": [n for n in last.get("nodes", "").split(",") if n],
+        "reason": last.get("reason"),
+        "user": last.get("user"),
+        "partition": last.get("partition"),
+    }
+
+
+def gather_logs(
+    store: Store, nodes: list[str], jobs: list[str], start: datetime, end: datetime
+) -> tuple[list[dict[str, Any]], EvidenceItem]:
+    conds: list[ColumnElement[bool]] = []
+    for n in nodes:
+        conds += [log_lines.c.source.like(f"node/{n}/%"), log_lines.c.line.like(f"%{n}%")]
+    for j in jobs:
+        conds += [
+            log_lines.c.source == f"job/{j}",
+            log_lines.c.source.like(f"job/{j}/%"),
+            log_lines.c.source == f"slurm/{j}",
+            log_lines.c.line.like(f"%JobId={j}%"),
+        ]
+    q = f"log_lines where source/line names {nodes + jobs}"
+    item = EvidenceItem("logs", q, start.isoformat(), end.isoformat(), "", "no_data")
+    if not conds:
+        return [], item
+    with store.tx() as c:
+        rows = c.execute(
+            select(log_lines.c.ts, log_lines.c.source, log_lines.c.line)
+            .where(or_(*conds), log_lines.c.ts >= start, log_lines.c.ts <= end)
+            .order_by(log_lines.c.ts)
+            .limit(MAX_LOG_LINES)
+        ).all()
+    item.series = len(rows)
+    item.status = "success" if rows else "no_data"
+    return [
+        {"ts": ts.isoformat() if hasattr(ts, "isoformat") else str(ts), "source": s, "line": ln} for ts, s, ln in rows
+    ], item
+
+
+def build_bundle(
+    alert: Alert, logs: list[dict[str, Any]], metrics: list[dict[str, Any]], job: dict[str, Any] | None
+) -> EvidenceBundle:
+    data: dict[str, Any] = {
+        "alert": {
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "startsAt": alert.startsAt.isoformat(),
+            "status": alert.status,
+        },
+        "logs": logs,
+        "metrics": [
+            m
+            for m in metrics
+            if m["name"] != "hpcmind_slurm_job_info" and all(math.isfinite(v) or math.isnan(v) for _, v in m["values"])
+        ],
+    }
+    if job:
+        data["job"] = job
+    return EvidenceBundle.model_validate(data)
+
+
+def items_json(items: list[EvidenceItem]) -> list[dict[str, Any]]:
+    return [asdict(i) for i in items]

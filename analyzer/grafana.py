@@ -1,0 +1,124 @@
+"""Grafana write-back through an outbox: each incident's annotation is created or rewritten, retried with backoff,
+so a Grafana outage loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+from grafana_client.api import GrafanaApi
+from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaServerError
+from sqlalchemy import and_, func, select, update
+
+from hpcmind.settings import Settings
+
+from .service import Metrics
+from .store import Store, grafana_outbox, incidents, now
+
+log = logging.getLogger("hpcmind.grafana")
+MAX_BACKOFF = 60.0
+
+
+def _tag(v: str) -> str:
+    # grafana-client puts tags into query strings unencoded: keep them to [A-Za-z0-9:_-]
+    return re.sub(r"[^A-Za-z0-9:_-]", "_", v)
+
+
+def annotation_for(inc: Any, base_url: str) -> dict[str, Any]:
+    d = inc.diagnosis or {}
+    culprit = ", ".join(f"{k} {v}" for k, v in (d.get("culprit") or {}).items())
+    step = (d.get("remediation") or ["(no remediation)"])[0]
+    text = (
+        f"<b>{d.get('root_cause', 'unknown')}</b> ({d.get('confidence', 0):.0%}) — {d.get('summary', '')}<br>"
+        f"Culprit: {culprit or 'not localised'}<br>First step: {step}<br>"
+        f'<a href="{base_url}/incidents/{inc.id}">Incident {inc.id}</a>'
+    )
+    tags = ["hpcmind", _tag(d.get("root_cause", "unknown"))]
+    if inc.node:
+        tags.append(_tag(f"node:{inc.node}"))
+    if inc.job:
+        tags.append(_tag(f"job:{inc.job}"))
+    ann: dict[str, Any] = {"time": int(inc.onset.timestamp() * 1000), "tags": tags, "text": text}
+    if inc.resolved_at is not None:
+        ann["timeEnd"] = int(inc.resolved_at.timestamp() * 1000)
+    return ann
+
+
+class GrafanaWriter:
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics, base_url: str) -> None:
+        a = settings.analyzer
+        self.api = GrafanaApi.from_url(
+            a.grafana_url, credential=a.grafana_token.get_secret_value() or None, timeout=5.0
+        )
+        self.store = store
+        self.metrics = metrics
+        self.base_url = base_url
+
+    def pending(self) -> int:
+        with self.store.tx() as c:
+            n = c.execute(select(func.count()).select_from(grafana_outbox).where(grafana_outbox.c.done.is_(False)))
+            return int(n.scalar() or 0)
+
+    def drain_once(self) -> int:
+        """Deliver the due outbox entries; returns how many were written."""
+        with self.store.tx() as c:
+            due = c.execute(
+                select(grafana_outbox)
+                .where(and_(grafana_outbox.c.done.is_(False), grafana_outbox.c.next_at <= now()))
+                .order_by(grafana_outbox.c.id)
+                .limit(50)
+            ).all()
+        written = 0
+        done_incidents: set[int] = set()
+        for row in due:
+            if row.incident_id in done_incidents:  # a newer entry for the same incident was just written
+                self._finish(row.id, None)
+                continue
+            with self.store.tx() as c:
+                inc = c.execute(select(incidents).where(incidents.c.id == row.incident_id)).one()
+            body = annotation_for(inc, self.base_url)
+            try:
+                if inc.grafana_annotation_id:
+                    self.api.annotations.update_annotation(
+                        inc.grafana_annotation_id,
+                        time_from=body["time"],
+                        time_to=body.get("timeEnd"),
+                        tags=body["tags"],
+                        text=body["text"],
+                    )
+                else:
+                    res = self.api.annotations.add_annotation(
+                        time_from=body["time"], time_to=body.get("timeEnd"), tags=body["tags"], text=body["text"]
+                    )
+                    with self.store.tx() as c:
+                        c.execute(
+                            update(incidents)
+                            .where(incidents.c.id == inc.id)
+                            .values(grafana_annotation_id=int(res["id"]))
+                        )
+            except (GrafanaException, GrafanaClientError, GrafanaServerError, OSError, KeyError) as exc:
+                self.metrics.grafana_failures.inc()
+                delay = min(MAX_BACKOFF, 2.0**row.attempts)
+                with self.store.tx() as c:
+                    c.execute(
+                        update(grafana_outbox)
+                        .where(grafana_outbox.c.id == row.id)
+                        .values(
+                            attempts=row.attempts + 1,
+                            next_at=now() + timedelta(seconds=delay),
+                            last_error=f"{type(exc).__name__}: {exc}"[:500],
+                        )
+                    )
+                log.warning("grafana annotation for incident %d failed (attempt %d): %s", inc.id, row.attempts + 1, exc)
+                break  # Grafana is probably down: try again later, in order
+            self._finish(row.id, None)
+            done_incidents.add(row.incident_id)
+            written += 1
+        self.metrics.outbox.set(self.pending())
+        return written
+
+    def _finish(self, oid: int, err: str | None) -> None:
+        with self.store.tx() as c:
+            c.execute(update(grafana_outbox).where(grafana_outbox.c.id == oid).values(done=True, last_error=err))

@@ -1,0 +1,54 @@
+"""The Kafka side of the log bus: consume the collector's topic into the log store (ids make it idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import anyio
+
+from hpcmind.settings import Settings
+
+from .service import AnalyzerService
+
+log = logging.getLogger("hpcmind.logbus")
+
+
+async def kafka_consumer(settings: Settings, service: AnalyzerService) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.kafka.topic
+    # assign() with a group id for commits: a consumer-group join takes 5-18 s on tansu and buys nothing here
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=f"127.0.0.1:{settings.kafka.port}", group_id="hpcmind-analyzer", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = None
+        while not parts:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer.force_metadata_update()
+                await asyncio.sleep(1.0)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        for tp in tps:
+            if await consumer.committed(tp) is None:
+                await consumer.seek_to_beginning(tp)
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            lines = []
+            for msgs in batch.values():
+                for m in msgs:
+                    try:
+                        lines.append(json.loads(m.value or b"{}"))
+                    except json.JSONDecodeError:
+                        log.warning("skipping a non-JSON record at %s:%d", m.topic, m.offset)
+            lines = [x for x in lines if isinstance(x, dict) and x.get("id") and x.get("line") is not None]
+            if lines:
+                await anyio.to_thread.run_sync(service.ingest_logs, lines, "kafka")
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()

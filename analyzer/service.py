@@ -1,0 +1,385 @@
+"""Incident service: payloads in, incidents with a timeline, evidence and a diagnosis out. Pure of HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Row
+
+from hpcmind.contract import Diagnosis
+from hpcmind.settings import Settings
+from hpcmind.taxonomy import root_cause_ids
+
+from .alertmanager import Alert, AlertmanagerPayload
+from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
+from .rca import DiagnosisEngine
+from .store import Store, as_json, feedback, grafana_outbox, incident_alerts, incidents, log_lines, now, payloads
+
+log = logging.getLogger("hpcmind.analyzer")
+CORRELATION_WINDOW = timedelta(minutes=30)
+
+
+class NotFound(LookupError):
+    pass
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.webhook = Counter(
+            "hpcmind_webhook_requests", "Alertmanager webhook requests by outcome.", ["outcome"], registry=r
+        )
+        self.queue = Gauge("hpcmind_queue_depth", "Payloads waiting to be processed.", registry=r)
+        self.latency = Histogram(
+            "hpcmind_diagnosis_latency_seconds",
+            "Time to gather evidence and diagnose.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.incidents = Counter(
+            "hpcmind_incidents", "Incidents by root cause (at first diagnosis).", ["root_cause"], registry=r
+        )
+        self.outbox = Gauge("hpcmind_grafana_outbox_size", "Grafana annotation writes waiting.", registry=r)
+        self.grafana_failures = Counter("hpcmind_grafana_failures", "Failed Grafana annotation writes.", registry=r)
+        self.log_lines = Counter("hpcmind_log_lines_ingested", "Log lines accepted by the ingest.", ["bus"], registry=r)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class AnalyzerService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        engine: DiagnosisEngine,
+        metrics: Metrics | None = None,
+        runbook_base: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics or Metrics()
+        a = settings.analyzer
+        self.base_url = runbook_base or f"http://{a.host}:{a.port}"
+
+    # ---------------------------------------------------------------- intake
+    def accept(self, payload: AlertmanagerPayload) -> int:
+        """Store the payload durably; processing happens later (and again after a crash)."""
+        with self.store.tx() as c:
+            res = c.execute(
+                payloads.insert().values(received_at=now(), body=payload.model_dump(mode="json"), processed=False)
+            )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    def pending_payloads(self) -> list[int]:
+        with self.store.tx() as c:
+            return [
+                r[0]
+                for r in c.execute(select(payloads.c.id).where(payloads.c.processed.is_(False)).order_by(payloads.c.id))
+            ]
+
+    def ingest_logs(self, lines: list[dict[str, str]], bus: str = "http") -> int:
+        rows = []
+        for ln in lines:
+            ts = datetime.fromisoformat(ln["ts"].replace("Z", "+00:00")) if ln.get("ts") else now()
+            rows.append({"id": ln["id"], "ts": _utc(ts), "source": ln.get("source") or "unknown", "line": ln["line"]})
+        if not rows:
+            return 0
+        dialect = self.store.engine.dialect.name
+        ins = (pg_insert(log_lines) if dialect == "postgresql" else sqlite_insert(log_lines)).values(rows)
+        with self.store.tx() as c:
+            c.execute(ins.on_conflict_do_nothing(index_elements=["id"]))  # at-least-once: duplicates by id
+        self.metrics.log_lines.labels(bus).inc(len(rows))
+        return len(rows)
+
+    # ---------------------------------------------------------------- processing
+    def process(self, payload_id: int) -> list[int]:
+        with self.store.tx() as c:
+            row = c.execute(select(payloads.c.body, payloads.c.processed).where(payloads.c.id == payload_id)).first()
+        if row is None or row.processed:
+            return []
+        payload = AlertmanagerPayload.model_validate(row.body)
+        touched: set[int] = set()
+        with self.store.tx() as c:
+            for alert in payload.alerts:
+                iid = self._record_alert(c, alert)
+                if iid is not None:
+                    touched.add(iid)
+        for iid in sorted(touched):
+            self.diagnose_incident(iid)
+        with self.store.tx() as c:
+            c.execute(update(payloads).where(payloads.c.id == payload_id).values(processed=True))
+        return sorted(touched)
+
+    def _record_alert(self, c: Connection, alert: Alert) -> int | None:
+        starts = _utc(alert.startsAt)
+        existing = c.execute(
+            select(incident_alerts).where(
+                and_(incident_alerts.c.fingerprint == alert.fingerprint, incident_alerts.c.starts_at == starts)
+            )
+        ).first()
+        if existing is not None:
+            if alert.resolved and existing.status != "resolved":
+                c.execute(
+                    update(incident_alerts)
+                    .where(incident_alerts.c.id == existing.id)
+                    .values(status="resolved", ends_at=_utc(alert.endsAt))
+                )
+                if self._maybe_resolve(c, existing.incident_id):
+                    c.execute(
+                        grafana_outbox.insert().values(
+                            incident_id=existing.incident_id, action="upsert", attempts=0, next_at=now(), done=False
+                        )
+                    )
+                return None  # resolving closes the incident; the diagnosis stands
+            return None  # a re-send of what we already have
+        if alert.resolved:
+            return None  # resolved before we ever saw it firing: nothing to diagnose
+        iid = self._correlate(c, alert) or self._open_incident(c, alert)
+        c.execute(
+            incident_alerts.insert().values(
+                incident_id=iid,
+                fingerprint=alert.fingerprint,
+                starts_at=starts,
+                status=alert.status,
+                alertname=alert.name,
+                labels=alert.labels,
+                annotations=alert.annotations,
+                received_at=now(),
+            )
+        )
+        inc = c.execute(select(incidents.c.entities, incidents.c.onset).where(incidents.c.id == iid)).one()
+        ents = {
+            "nodes": sorted(set(inc.entities["nodes"]) | set(alert.hosts)),
+            "jobs": sorted(set(inc.entities["jobs"]) | ({alert.job} if alert.job else set())),
+        }
+        onset = min(_utc(inc.onset) or starts, starts)  # type: ignore[type-var]
+        c.execute(update(incidents).where(incidents.c.id == iid).values(entities=ents, onset=onset, updated_at=now()))
+        return iid
+
+    def _correlate(self, c: Connection, alert: Alert) -> int | None:
+        """An open incident of the same cluster sharing a node or a job, begun within the window."""
+        starts = _utc(alert.startsAt)
+        assert starts is not None
+        rows = c.execute(
+            select(incidents.c.id, incidents.c.entities, incidents.c.onset).where(
+                and_(incidents.c.state == "open", incidents.c.cluster == alert.cluster)
+            )
+        ).all()
+        for r in rows:
+            onset = _utc(r.onset)
+            if onset is not None and abs(starts - onset) > CORRELATION_WINDOW:
+                continue
+            if set(alert.hosts) & set(r.entities["nodes"]) or (alert.job and alert.job in r.entities["jobs"]):
+                return int(r.id)
+        return None
+
+    def _open_incident(self, c: Connection, alert: Alert) -> int:
+        t = now()
+        res = c.execute(
+            incidents.insert().values(
+                cluster=alert.cluster,
+                state="open",
+                onset=_utc(alert.startsAt),
+                entities={"nodes": [], "jobs": []},
+                created_at=t,
+                updated_at=t,
+            )
+        )
+        return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    def _maybe_resolve(self, c: Connection, iid: int) -> bool:
+        open_alerts = c.execute(
+            select(func.count())
+            .select_from(incident_alerts)
+            .where(and_(incident_alerts.c.incident_id == iid, incident_alerts.c.status != "resolved"))
+        ).scalar()
+        if open_alerts == 0:
+            end = c.execute(
+                select(func.max(incident_alerts.c.ends_at)).where(incident_alerts.c.incident_id == iid)
+            ).scalar()
+            c.execute(
+                update(incidents)
+                .where(incidents.c.id == iid)
+                .values(state="resolved", resolved_at=_utc(end) or now(), updated_at=now())
+            )
+            return True
+        return False
+
+    def diagnose_incident(self, iid: int) -> Diagnosis:
+        t0 = time.perf_counter()
+        with self.store.tx() as c:
+            inc = c.execute(select(incidents).where(incidents.c.id == iid)).one()
+            alerts = c.execute(
+                select(incident_alerts)
+                .where(incident_alerts.c.incident_id == iid)
+                .order_by(incident_alerts.c.starts_at, incident_alerts.c.id)
+            ).all()
+        primary = alerts[0]
+        alert = Alert(
+            status=primary.status,
+            labels=primary.labels,
+            annotations=primary.annotations,
+            startsAt=primary.starts_at,
+            fingerprint=primary.fingerprint,
+        )
+        nodes, jobs = list(inc.entities["nodes"]), list(inc.entities["jobs"])
+        onset = _utc(inc.onset) or now()
+        start, end = onset - timedelta(minutes=10), min(now(), onset + timedelta(minutes=15))
+        metrics, items = gather_metrics(self.settings.analyzer.prometheus_url, nodes, jobs, start, end)
+        job = job_record(metrics, jobs[0]) if jobs else None
+        if job:
+            nodes = sorted(set(nodes) | set(job["nodes"]))
+        logs, log_item = gather_logs(self.store, nodes, jobs, start - timedelta(minutes=5), end)
+        items.append(log_item)
+        bundle = build_bundle(alert, logs, metrics, job)
+        d = self.engine.diagnose(bundle)
+        missing = sorted({i.name for i in items if i.status != "success"})
+        d = d.model_copy(
+            update={
+                "missing_evidence": sorted(
+                    set(d.missing_evidence)
+                    | {
+                        f"{m} ({'error' if any(i.status == 'error' and i.name == m for i in items) else 'no data'})"
+                        for m in missing
+                    }
+                )
+            }
+        )
+        first = inc.root_cause is None
+        with self.store.tx() as c:
+            c.execute(
+                update(incidents)
+                .where(incidents.c.id == iid)
+                .values(
+                    root_cause=d.root_cause,
+                    confidence=d.confidence,
+                    node=d.culprit.node,
+                    gpu=d.culprit.gpu,
+                    job=d.culprit.job,
+                    summary=d.summary,
+                    diagnosis=as_json(d.to_json_dict()),
+                    evidence=as_json(items_json(items)),
+                    updated_at=now(),
+                )
+            )
+            # the annotation follows the incident: created on the first diagnosis, rewritten on every later one
+            c.execute(
+                grafana_outbox.insert().values(incident_id=iid, action="upsert", attempts=0, next_at=now(), done=False)
+            )
+        self.metrics.latency.observe(time.perf_counter() - t0)
+        if first:
+            self.metrics.incidents.labels(d.root_cause).inc()
+        log.info("incident %d: %s (%.2f) %s", iid, d.root_cause, d.confidence, d.summary)
+        return d
+
+    # ---------------------------------------------------------------- queries
+    def list_incidents(
+        self, *, state: str | None, root_cause: str | None, node: str | None, job: str | None, limit: int, offset: int
+    ) -> dict[str, Any]:
+        conds = []
+        if state:
+            conds.append(incidents.c.state == state)
+        if root_cause:
+            conds.append(incidents.c.root_cause == root_cause)
+        if node:
+            conds.append(incidents.c.node == node)
+        if job:
+            conds.append(incidents.c.job == job)
+        with self.store.tx() as c:
+            total = c.execute(select(func.count()).select_from(incidents).where(*conds)).scalar() or 0
+            rows = c.execute(
+                select(incidents).where(*conds).order_by(incidents.c.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return {"total": total, "limit": limit, "offset": offset, "items": [self._summary(r) for r in rows]}
+
+    def _summary(self, r: Row[Any]) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "cluster": r.cluster,
+            "state": r.state,
+            "onset": _iso(r.onset),
+            "resolved_at": _iso(r.resolved_at),
+            "root_cause": r.root_cause,
+            "confidence": r.confidence,
+            "culprit": {k: v for k, v in (("node", r.node), ("gpu", r.gpu), ("job", r.job)) if v},
+            "summary": r.summary,
+            "url": f"{self.base_url}/incidents/{r.id}",
+        }
+
+    def get_incident(self, iid: int) -> dict[str, Any]:
+        with self.store.tx() as c:
+            r = c.execute(select(incidents).where(incidents.c.id == iid)).first()
+            if r is None:
+                raise NotFound(f"incident {iid} not found")
+            alerts = c.execute(
+                select(incident_alerts)
+                .where(incident_alerts.c.incident_id == iid)
+                .order_by(incident_alerts.c.starts_at)
+            ).all()
+            fb = c.execute(select(feedback).where(feedback.c.incident_id == iid)).all()
+        timeline = [{"ts": _iso(a.starts_at), "event": f"{a.alertname} firing", "labels": a.labels} for a in alerts]
+        timeline += [{"ts": _iso(a.ends_at), "event": f"{a.alertname} resolved"} for a in alerts if a.ends_at]
+        timeline.sort(key=lambda e: e["ts"] or "")
+        return {
+            **self._summary(r),
+            "entities": r.entities,
+            "diagnosis": r.diagnosis,
+            "evidence": r.evidence,
+            "alerts": [
+                {
+                    "alertname": a.alertname,
+                    "status": a.status,
+                    "fingerprint": a.fingerprint,
+                    "starts_at": _iso(a.starts_at),
+                    "ends_at": _iso(a.ends_at),
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                }
+                for a in alerts
+            ],
+            "timeline": timeline,
+            "grafana_annotation_id": r.grafana_annotation_id,
+            "feedback": [
+                {
+                    "correct": f.correct,
+                    "true_root_cause": f.true_root_cause,
+                    "comment": f.comment,
+                    "created_at": _iso(f.created_at),
+                }
+                for f in fb
+            ],
+        }
+
+    def add_feedback(self, iid: int, correct: bool, true_root_cause: str | None, comment: str | None) -> None:
+        if not correct and true_root_cause not in root_cause_ids():
+            raise BadRequest("true_root_cause: required when correct is false, and must be a known root-cause id")
+        with self.store.tx() as c:
+            if c.execute(select(incidents.c.id).where(incidents.c.id == iid)).first() is None:
+                raise NotFound(f"incident {iid} not found")
+            c.execute(
+                feedback.insert().values(
+                    incident_id=iid, correct=correct, true_root_cause=true_root_cause, comment=comment, created_at=now()
+                )
+            )
+
+
+def _iso(dt: datetime | None) -> str | None:
+    d = _utc(dt)
+    return d.isoformat().replace("+00:00", "Z") if d else None

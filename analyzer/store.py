@@ -1,0 +1,182 @@
+"""The incident store: SQLAlchemy over SQLite (WAL) by default or PostgreSQL by URL, with versioned migrations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+payloads = Table(
+    "payloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("processed", Boolean, nullable=False, default=False),
+    Index("ix_payloads_processed", "processed"),
+)
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster", String(200), nullable=False),
+    Column("state", String(20), nullable=False),  # open | resolved
+    Column("onset", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("root_cause", String(64)),
+    Column("confidence", Float),
+    Column("node", String(200)),
+    Column("gpu", String(64)),
+    Column("job", String(64)),
+    Column("summary", Text),
+    Column("diagnosis", JSON),
+    Column("evidence", JSON),
+    Column("entities", JSON, nullable=False),  # {"nodes": [...], "jobs": [...]}
+    Column("grafana_annotation_id", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_incidents_state", "state"),
+    Index("ix_incidents_root_cause", "root_cause"),
+)
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("alertname", String(200), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("fingerprint", "starts_at", name="uq_alert_fingerprint_start"),
+)
+log_lines = Table(
+    "log_lines",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("line", Text, nullable=False),
+    Index("ix_log_lines_ts", "ts"),
+    Index("ix_log_lines_source", "source"),
+)
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("true_root_cause", String(64)),
+    Column("comment", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+grafana_outbox = Table(
+    "grafana_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("action", String(20), nullable=False),  # upsert
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    Index("ix_outbox_pending", "done", "next_at"),
+)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[payloads, incidents, incident_alerts, log_lines, feedback, grafana_outbox])
+
+
+# Append-only: each step moves the schema one version forward.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a 200 to Alertmanager means the payload is on disk
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> int:
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[schema_version])
+        current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+        for version, step in MIGRATIONS:
+            if version > current:
+                step(conn)
+                conn.execute(schema_version.insert().values(version=version, applied_at=now()))
+                current = version
+    return int(current)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.version = migrate(self.engine)
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as c:
+            c.execute(text("SELECT 1"))
+        return True
+
+
+def as_json(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))
