@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-HOST_LABELS = ("Hostname", "hostname", "node", "host", "instance", "nodename")
-JOB_LABELS = ("job_id", "jobid", "slurm_job_id", "slurmjobid", "hpc_job")
+from .rca.culprit import JOB_LABELS
+from .rca.metric_rules import host_of
 
 
 class Alert(BaseModel):
@@ -33,11 +33,7 @@ class Alert(BaseModel):
 
     @property
     def host(self) -> str | None:
-        for k in HOST_LABELS:
-            v = self.labels.get(k)
-            if v:
-                return v.rsplit(":", 1)[0] if k == "instance" else v
-        return None
+        return host_of(self.labels)
 
     @property
     def hosts(self) -> list[str]:

@@ -55,6 +55,7 @@ class GrafanaWriter:
         self.store = store
         self.metrics = metrics
         self.base_url = base_url
+        self.failing = False
 
     def pending(self) -> int:
         with self.store.tx() as c:
@@ -111,8 +112,13 @@ class GrafanaWriter:
                             last_error=f"{type(exc).__name__}: {exc}"[:500],
                         )
                     )
-                log.warning("grafana annotation for incident %d failed (attempt %d): %s", inc.id, row.attempts + 1, exc)
+                if not self.failing:  # once per outage, not once per retry
+                    log.warning("Grafana unreachable or refusing annotations (kept in the outbox, retrying): %s", exc)
+                self.failing = True
                 break  # Grafana is probably down: try again later, in order
+            if self.failing:
+                log.warning("Grafana answers again: writing the queued annotations")
+                self.failing = False
             self._finish(row.id, None)
             done_incidents.add(row.incident_id)
             written += 1

@@ -142,11 +142,7 @@ class AnalyzerService:
                     .values(status="resolved", ends_at=_utc(alert.endsAt))
                 )
                 if self._maybe_resolve(c, existing.incident_id):
-                    c.execute(
-                        grafana_outbox.insert().values(
-                            incident_id=existing.incident_id, action="upsert", attempts=0, next_at=now(), done=False
-                        )
-                    )
+                    enqueue_annotation(c, int(existing.incident_id))
                 return None  # resolving closes the incident; the diagnosis stands
             return None  # a re-send of what we already have
         if alert.resolved:
@@ -279,10 +275,8 @@ class AnalyzerService:
                     updated_at=now(),
                 )
             )
-            # the annotation follows the incident: created on the first diagnosis, rewritten on every later one
-            c.execute(
-                grafana_outbox.insert().values(incident_id=iid, action="upsert", attempts=0, next_at=now(), done=False)
-            )
+            # the annotation follows the incident: created on the first diagnosis, rewritten on later ones
+            enqueue_annotation(c, iid)
         self.metrics.latency.observe(time.perf_counter() - t0)
         if first:
             self.metrics.incidents.labels(d.root_cause).inc()
@@ -378,6 +372,17 @@ class AnalyzerService:
                     incident_id=iid, correct=correct, true_root_cause=true_root_cause, comment=comment, created_at=now()
                 )
             )
+
+
+def enqueue_annotation(c: Connection, iid: int) -> None:
+    """One pending outbox entry per incident: the writer always sends the incident's current state."""
+    pending = c.execute(
+        select(grafana_outbox.c.id).where(and_(grafana_outbox.c.incident_id == iid, grafana_outbox.c.done.is_(False)))
+    ).first()
+    if pending is None:
+        c.execute(
+            grafana_outbox.insert().values(incident_id=iid, action="upsert", attempts=0, next_at=now(), done=False)
+        )
 
 
 def _iso(dt: datetime | None) -> str | None:

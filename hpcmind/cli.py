@@ -76,6 +76,12 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from analyzer.demo import run_demo
+
+    return run_demo(settings, args.scenario, args.speed, args.minutes)
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.target == "simulator":
         from simulator.bench import markdown as sim_md
@@ -171,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet"])
     b.add_argument("--real", type=Path, default=None, metavar="FILE", help="labelled real incidents (JSON Lines)")
     b.add_argument("--out", type=Path, default=Path("bench/results"), metavar="DIR")
-    add("demo", "run the one-machine demo", _not_built("analyzer service"))
+    demo = add(
+        "demo", "the whole pipeline on this machine: simulated cluster, Prometheus, Alertmanager, analyzer", _cmd_demo
+    )
+    demo.add_argument("--scenario", default="demo", metavar="FILE|NAME")
+    demo.add_argument("--speed", type=float, default=5.0, help="simulated seconds per wall second (default 5)")
+    demo.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (default: Ctrl-C)")
     add("workloads", "submit or run the astro workloads", _not_built("astro workloads"))
     s = add("services", "install, start, stop and check the local services", _cmd_services)
     s.add_argument("action", choices=["up", "down", "status"])

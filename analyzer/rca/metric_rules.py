@@ -28,10 +28,20 @@ class MetricHit:
     onset: float | None
 
 
+NODE_JOBS = ("node", "node_exporter", "node-exporter", "nodes")
+
+
+def node_instance(labels: dict[str, str]) -> bool:
+    """Whether `instance` names a node: node_exporter's target (:9100 or a node job), not an exporter speaking for a
+    whole cluster (Prometheus gives that exporter's address to every series that carries no instance of its own)."""
+    inst = labels.get("instance", "")
+    return inst.endswith(":9100") or labels.get("job", "") in NODE_JOBS or inst.count(":") == 0
+
+
 def host_of(labels: dict[str, str]) -> str | None:
     for key in HOST_LABELS:
         v = labels.get(key)
-        if v:
+        if v and (key != "instance" or node_instance(labels)):
             return v.rsplit(":", 1)[0] if key == "instance" and v.count(":") == 1 else v
     return None
 

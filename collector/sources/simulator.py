@@ -58,7 +58,9 @@ class SimulatorSource:
             self._blocks, self._text = blocks, text
         if self.on_log is not None:
             for t, source, line in lines:
-                self.on_log(t, source, line)
+                # on the wall clock, like the scrapes: a line logged at simulated time t reaches the sink as the
+                # wall time at which the run reached t (they differ when speed != 1)
+                self.on_log(self.sim.t0 + (t - self.sim.t0) / self.speed, source, line)
 
     def start(self) -> None:
         def loop() -> None:

@@ -125,6 +125,7 @@ class Prometheus(Service):
 
     def start(self) -> None:
         cfg = self.write_config()
+        shutil.rmtree(self.dir / "data", ignore_errors=True)  # fresh state on every start (local dev services)
         spawn(
             [
                 "prometheus",
@@ -178,6 +179,7 @@ class Alertmanager(Service):
 
     def start(self) -> None:
         cfg = self.write_config()
+        shutil.rmtree(self.dir / "data", ignore_errors=True)  # fresh state on every start (local dev services)
         spawn(
             [
                 "prometheus-alertmanager",

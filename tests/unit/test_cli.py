@@ -28,7 +28,7 @@ def test_help_lists_every_subcommand() -> None:
     }
 
 
-@pytest.mark.parametrize("cmd", ["train", "demo", "workloads"])
+@pytest.mark.parametrize("cmd", ["train", "workloads"])
 def test_unbuilt_subcommands_say_so_and_exit_2(cmd: str) -> None:
     res = run_cli(cmd)
     assert res.returncode == 2

@@ -1,0 +1,148 @@
+"""`hpcmind demo`: the whole pipeline on one machine, no Docker.
+
+simulator (real time) -> collector (/metrics + log shipping) -> Prometheus (rules) -> Alertmanager -> analyzer,
+with each diagnosis printed as it lands.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from collector.guard import GuardedCollector
+from collector.logship import HttpPublisher, LogRecord, LogShipper, record_id
+from collector.server import MetricsServer
+from collector.sources.simulator import SimulatorSource
+from hpcmind.errors import UsageError
+from hpcmind.services.manager import ServiceManager
+from hpcmind.settings import Settings
+from simulator.cli import resolve_scenario
+from simulator.scenario import load_scenario
+
+from .app import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise UsageError(f"demo: {url} did not come up within {timeout:.0f}s")
+
+
+def _print_incident(inc: dict[str, Any], detail: dict[str, Any]) -> None:
+    d = detail.get("diagnosis") or {}
+    onset = datetime.fromisoformat(inc["onset"].replace("Z", "+00:00"))
+    took = (datetime.now(UTC) - onset).total_seconds()
+    culprit = ", ".join(f"{k} {v}" for k, v in inc["culprit"].items()) or "not localised"
+    steps = d.get("remediation") or []
+    print(
+        f"\n=== incident {inc['id']}: {inc['root_cause']} ({inc['confidence']:.0%}) — {took:.0f} s after the "
+        f"first alert fired ==="
+    )
+    print(f"  what broke : {inc['summary']}")
+    print(f"  where      : {culprit}")
+    for i, s in enumerate(steps[:3], 1):
+        print(f"  do {i}       : {s}")
+    alerts = ", ".join(a["alertname"] for a in detail.get("alerts", []))
+    print(f"  alerts     : {alerts}")
+    print(f"  more       : {inc['url']}  (API: /api/v1/incidents/{inc['id']})", flush=True)
+
+
+def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | None) -> int:
+    if speed <= 0:
+        raise UsageError("--speed: must be > 0")
+    sc = load_scenario(resolve_scenario(scenario))
+    run_dir = settings.services.run_dir
+    mgr = ServiceManager(settings)
+    if mgr.up(["prometheus", "alertmanager"]) != 0:
+        return 1
+    a = settings.analyzer
+    db = run_dir / "demo" / "hpcmind.db"
+    shutil.rmtree(db.parent, ignore_errors=True)  # every demo starts from an empty incident store
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if a.database_url == "sqlite:///hpcmind.db":  # the embedded default: keep demo state under the run directory
+        settings = settings.model_copy(update={"analyzer": a.model_copy(update={"database_url": f"sqlite:///{db}"})})
+        a = settings.analyzer
+    # rules and the collector target into the running Prometheus
+    prom = run_dir / "prometheus"
+    for f in (REPO / "prometheus" / "rules").glob("*.yml"):
+        shutil.copy(f, prom / "rules" / f.name)
+    # analyzer
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=a.host, port=a.port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://{a.host}:{a.port}"
+    _wait_http(base + "/healthz")
+    # simulator + collector, shipping logs to the analyzer's ingest
+    shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", a.api_token.get_secret_value()))
+    shipper.start()
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    seq = itertools.count()
+
+    def on_log(t: float, source: str, line: str) -> None:
+        ts = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        shipper.submit(LogRecord(record_id(run_id, next(seq)), ts, source, line))
+
+    src = SimulatorSource(sc, speed=speed, on_log=on_log)
+    metrics = MetricsServer(GuardedCollector([src]).collect, settings.collector.host, 0)
+    metrics.start()
+    (prom / "targets" / "demo-collector.json").write_text(
+        json.dumps([{"targets": [f"127.0.0.1:{metrics.port}"], "labels": {"cluster": sc.cluster.name}}])
+    )
+    httpx.post(f"http://127.0.0.1:{settings.prometheus.port}/-/reload", timeout=5)
+    src.start()
+    print(
+        f"HPCMind demo: scenario {sc.name} ({len(src.sim.topo.node_names)} nodes, "
+        f"{src.sim.topo.n_gpus} GPUs) at {speed:g}x real time"
+    )
+    print(f"  collector  http://127.0.0.1:{metrics.port}/metrics")
+    print(
+        f"  Prometheus http://127.0.0.1:{settings.prometheus.port}/alerts   "
+        f"Alertmanager http://127.0.0.1:{settings.alertmanager.port}"
+    )
+    print(f"  analyzer   {base}/docs (API, token from HPCMIND_ANALYZER__API_TOKEN), incidents {base}/incidents/<id>")
+    print(
+        "  Grafana annotations queue in the analyzer's outbox until a Grafana answers at "
+        f"{a.grafana_url} (docker compose up brings one). Ctrl-C stops the demo.",
+        flush=True,
+    )
+    seen: set[int] = set()
+    stop_at = time.monotonic() + minutes * 60 if minutes else None
+    headers = {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as c:
+            while stop_at is None or time.monotonic() < stop_at:
+                time.sleep(2)
+                items = c.get("/api/v1/incidents", params={"limit": 100}).json()["items"]
+                for inc in sorted(items, key=lambda i: i["id"]):
+                    if inc["id"] not in seen and inc["root_cause"]:
+                        seen.add(inc["id"])
+                        _print_incident(inc, c.get(f"/api/v1/incidents/{inc['id']}").json())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        src.stop()
+        (prom / "targets" / "demo-collector.json").unlink(missing_ok=True)
+        metrics.stop()
+        shipper.drain(5)
+        shipper.stop()
+        server.should_exit = True
+        time.sleep(0.5)
+    print(f"\ndemo stopped: {len(seen)} incidents diagnosed; state kept in {db}", file=sys.stderr)
+    return 0
