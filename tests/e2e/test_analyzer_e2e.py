@@ -1,0 +1,132 @@
+"""End to end with real Prometheus and Alertmanager: a GPU falls off the bus under a running multi-node training
+job -> exactly one incident, gpu_hardware_fault, culprit node + GPU + job, a Grafana annotation, within 60 s."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+
+from analyzer.app import create_app
+from collector.guard import GuardedCollector
+from collector.logship import HttpPublisher, LogRecord, LogShipper, record_id
+from collector.server import MetricsServer
+from collector.sources.simulator import SimulatorSource
+from hpcmind.settings import Settings
+from simulator.scenario import parse_scenario
+from tests.conftest import ROOT
+from tests.standins.grafana import GrafanaStandIn
+
+FAULT_AT = 65.0  # GPUMissing compares with a minute ago: the GPU must have reported for a minute first
+
+
+def test_gpu_off_the_bus_under_a_multinode_job(settings: Settings, tmp_path: Any) -> None:
+    grafana = GrafanaStandIn(token="testtoken").start()
+    s = settings.model_copy(
+        update={
+            "analyzer": settings.analyzer.model_copy(
+                update={
+                    "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
+                    "grafana_url": grafana.url,
+                    "grafana_token": type(settings.analyzer.grafana_token)("testtoken"),
+                    "prometheus_url": f"http://127.0.0.1:{settings.prometheus.port}",
+                }
+            )
+        }
+    )
+    a = s.analyzer
+    server = uvicorn.Server(uvicorn.Config(create_app(s), host=a.host, port=a.port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://{a.host}:{a.port}"
+    h = {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}
+    shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", a.api_token.get_secret_value()))
+    seq = itertools.count()
+
+    def on_log(t: float, source: str, line: str) -> None:
+        shipper.submit(
+            LogRecord(record_id("e2e-xid79", next(seq)), datetime.fromtimestamp(t, UTC).isoformat(), source, line)
+        )
+
+    scen = parse_scenario(
+        {
+            "name": "e2e-xid79",
+            "seed": 11,
+            "tick_seconds": 1,
+            "cluster": {
+                "name": "e2e",
+                "partitions": [{"name": "gpu", "nodes": 2, "node_prefix": "xb", "gpus_per_node": 4, "ib_hcas": 1}],
+            },
+            "workload": {
+                "arrivals_per_hour": 0,
+                "initial_utilisation": 1.0,
+                "mix": {"training": 1.0},
+                "user_failure_rate": 0,
+                "mean_runtime": "30h",
+                "first_job_id": 77000,
+            },
+            "faults": {
+                "random": {"enabled": False, "confounders_per_hour": 0},
+                "cascade_scale": 0.1,
+                "scheduled": [
+                    {"at": FAULT_AT, "root_cause": "gpu_hardware_fault", "node": "xb002", "gpu": 2, "variant": "xid79"}
+                ],
+            },
+        }
+    )
+    src = SimulatorSource(scen, on_log=on_log, name="sim-e2e")
+    metrics = MetricsServer(GuardedCollector([src]).collect, port=0)
+    prom = settings.services.run_dir / "prometheus"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        for f in (ROOT / "prometheus" / "rules").glob("*.yml"):
+            shutil.copy(f, prom / "rules" / f.name)
+        httpx.post(f"http://127.0.0.1:{settings.prometheus.port}/-/reload")
+        metrics.start()
+        (prom / "targets" / "e2e-xid79.json").write_text(
+            json.dumps([{"targets": [f"127.0.0.1:{metrics.port}"], "labels": {"cluster": "e2e"}}])
+        )
+        shipper.start()
+        src.start()
+        job = next(j for j in src.sim.jobs.values() if any(src.sim.topo.node_names[n] == "xb002" for n in j.nodes))
+        assert job.n_nodes == 2, "the job under the fault spans both nodes"
+        onset = time.monotonic() + FAULT_AT
+        items: list[dict[str, Any]] = []
+        while time.monotonic() < onset + 60:
+            items = [i for i in httpx.get(base + "/api/v1/incidents", headers=h).json()["items"] if i["root_cause"]]
+            if items and grafana.annotations:
+                break
+            time.sleep(0.5)
+        took = time.monotonic() - onset
+        time.sleep(3)  # the cascade keeps firing (the job fails): it must not open a second incident
+        items = httpx.get(base + "/api/v1/incidents", headers=h).json()["items"]
+    finally:
+        (prom / "targets" / "e2e-xid79.json").unlink(missing_ok=True)
+        src.stop()
+        metrics.stop()
+        shipper.stop()
+        server.should_exit = True
+        for f in (ROOT / "prometheus" / "rules").glob("*.yml"):
+            (prom / "rules" / f.name).unlink(missing_ok=True)
+        httpx.post(f"http://127.0.0.1:{settings.prometheus.port}/-/reload")
+        grafana.stop()
+    truth = src.sim.truth[0]
+    assert truth.root_cause == "gpu_hardware_fault" and truth.job == str(job.id)
+    assert len(items) == 1, items
+    inc = items[0]
+    assert inc["root_cause"] == "gpu_hardware_fault"
+    assert inc["culprit"] == {"node": "xb002", "gpu": "2", "job": str(job.id)}
+    assert took <= 60, f"diagnosis and annotation took {took:.0f}s after the fault"
+    ann = grafana.annotations[0]
+    assert {"hpcmind", "gpu_hardware_fault", "node:xb002", f"job:{job.id}"} <= set(ann["tags"])

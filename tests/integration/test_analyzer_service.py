@@ -1,0 +1,106 @@
+"""The analyzer against real servers: PostgreSQL as the store, a kill -9 right after the 200."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from analyzer.alertmanager import AlertmanagerPayload
+from analyzer.rca import SignatureEngine
+from analyzer.service import AnalyzerService
+from analyzer.store import Store
+from hpcmind.services.catalog import postgres_url
+from hpcmind.settings import Settings, load_settings
+from tests.conftest import ROOT
+from tests.unit.test_analyzer_app import FAILED, HANG, OTHER, TOKEN, XID, payload
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def pg_store(settings: Settings) -> Iterator[Store]:
+    store = Store(postgres_url(settings))
+    with store.tx() as c:  # a clean slate for this test
+        for t in ("grafana_outbox", "feedback", "incident_alerts", "incidents", "log_lines", "payloads"):
+            c.exec_driver_sql(f"DELETE FROM {t}")
+    yield store
+    store.close()
+
+
+def test_postgres_store_dedups_and_correlates(settings: Settings, pg_store: Store) -> None:
+    s = load_settings(analyzer={"prometheus_url": "http://127.0.0.1:9"})
+    svc = AnalyzerService(s, pg_store, SignatureEngine())
+    again = Store(postgres_url(settings))  # migrations are idempotent
+    assert pg_store.version == 1 and again.version == 1
+    again.close()
+    for body in (payload(XID), payload(XID), payload(XID, HANG, FAILED), payload(OTHER)):
+        svc.process(svc.accept(AlertmanagerPayload.model_validate(body)))
+    items = svc.list_incidents(state=None, root_cause=None, node=None, job=None, limit=50, offset=0)["items"]
+    assert sorted(i["root_cause"] for i in items) == ["gpu_hardware_fault", "host_oom"]
+    hw = next(i for i in items if i["root_cause"] == "gpu_hardware_fault")
+    assert len(svc.get_incident(hw["id"])["alerts"]) == 3
+    assert (
+        svc.ingest_logs([{"id": "x1", "ts": "2026-11-21T10:00:00Z", "source": "node/n/kernel", "line": "a"}] * 2) == 2
+    )
+    assert svc.pending_payloads() == []
+
+
+def test_kill_9_after_200_loses_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HPCMIND_ANALYZER__PORT": str(port),
+        "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
+        "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+        "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
+    }
+    base = f"http://127.0.0.1:{port}"
+    h = {"Authorization": f"Bearer {TOKEN}"}
+
+    def start() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "hpcmind", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    return p
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        p.kill()
+        raise AssertionError("analyzer did not start")
+
+    p = start()
+    try:
+        # kill -9 right after the 200: the payload is on disk, processing may not have happened
+        r = httpx.post(base + "/api/v1/alertmanager", json=payload(XID), headers=h)
+        assert r.status_code == 200
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        p = start()
+        deadline, items = time.monotonic() + 30, []
+        while time.monotonic() < deadline and not items:
+            items = [i for i in httpx.get(base + "/api/v1/incidents", headers=h).json()["items"] if i["root_cause"]]
+            time.sleep(0.2)
+        assert [i["root_cause"] for i in items] == ["gpu_hardware_fault"]
+    finally:
+        p.kill()
+        p.wait(10)
