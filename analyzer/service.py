@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
@@ -20,7 +20,18 @@ from hpcmind.taxonomy import root_cause_ids
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
 from .rca import DiagnosisEngine
-from .store import Store, as_json, feedback, grafana_outbox, incident_alerts, incidents, log_lines, now, payloads
+from .store import (
+    Store,
+    as_json,
+    feedback,
+    grafana_outbox,
+    incident_alerts,
+    incident_entities,
+    incidents,
+    log_lines,
+    now,
+    payloads,
+)
 
 log = logging.getLogger("hpcmind.analyzer")
 CORRELATION_WINDOW = timedelta(minutes=30)
@@ -167,22 +178,30 @@ class AnalyzerService:
         }
         onset = min(_utc(inc.onset) or starts, starts)  # type: ignore[type-var]
         c.execute(update(incidents).where(incidents.c.id == iid).values(entities=ents, onset=onset, updated_at=now()))
+        new = [("node", h) for h in ents["nodes"] if h not in inc.entities["nodes"]]
+        new += [("job", j) for j in ents["jobs"] if j not in inc.entities["jobs"]]
+        for kind, value in new:
+            c.execute(incident_entities.insert().values(incident_id=iid, kind=kind, value=value))
         return iid
 
     def _correlate(self, c: Connection, alert: Alert) -> int | None:
         """An open incident of the same cluster sharing a node or a job, begun within the window."""
         starts = _utc(alert.startsAt)
         assert starts is not None
+        keys = [and_(incident_entities.c.kind == "node", incident_entities.c.value == h) for h in alert.hosts]
+        if alert.job:
+            keys.append(and_(incident_entities.c.kind == "job", incident_entities.c.value == alert.job))
+        if not keys:
+            return None
         rows = c.execute(
-            select(incidents.c.id, incidents.c.entities, incidents.c.onset).where(
-                and_(incidents.c.state == "open", incidents.c.cluster == alert.cluster)
-            )
+            select(incidents.c.id, incidents.c.onset)
+            .join(incident_entities, incident_entities.c.incident_id == incidents.c.id)
+            .where(and_(incidents.c.state == "open", incidents.c.cluster == alert.cluster, or_(*keys)))
+            .order_by(incidents.c.id)
         ).all()
         for r in rows:
             onset = _utc(r.onset)
-            if onset is not None and abs(starts - onset) > CORRELATION_WINDOW:
-                continue
-            if set(alert.hosts) & set(r.entities["nodes"]) or (alert.job and alert.job in r.entities["jobs"]):
+            if onset is None or abs(starts - onset) <= CORRELATION_WINDOW:
                 return int(r.id)
         return None
 

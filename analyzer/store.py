@@ -119,12 +119,32 @@ grafana_outbox = Table(
 )
 
 
+incident_entities = Table(
+    "incident_entities",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("kind", String(10), nullable=False),  # node | job
+    Column("value", String(200), nullable=False),
+    UniqueConstraint("incident_id", "kind", "value", name="uq_incident_entity"),
+    Index("ix_incident_entities_lookup", "kind", "value"),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[payloads, incidents, incident_alerts, log_lines, feedback, grafana_outbox])
 
 
+def _v2(conn: Connection) -> None:
+    """Correlation looks incidents up by node or job instead of scanning every open incident."""
+    metadata.create_all(conn, tables=[incident_entities])
+    for row in conn.execute(select(incidents.c.id, incidents.c.entities)).all():
+        for kind, key in (("node", "nodes"), ("job", "jobs")):
+            for v in row.entities.get(key, []):
+                conn.execute(incident_entities.insert().values(incident_id=row.id, kind=kind, value=v))
+
+
 # Append-only: each step moves the schema one version forward.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 
 
 def now() -> datetime:

@@ -89,6 +89,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(sim_md(sim_run(args.out)))
         return 0
+    if args.target == "analyzer":
+        from analyzer.bench import markdown as an_md
+        from analyzer.bench import run as an_run
+
+        print(an_md(an_run(args.out)))
+        return 0
     if args.target == "collector":
         from collector.bench import markdown as col_md
         from collector.bench import run as col_run
