@@ -34,7 +34,15 @@ def free_port() -> int:
 def pg_store(settings: Settings) -> Iterator[Store]:
     store = Store(postgres_url(settings))
     with store.tx() as c:  # a clean slate for this test
-        for t in ("grafana_outbox", "feedback", "incident_alerts", "incidents", "log_lines", "payloads"):
+        for t in (
+            "grafana_outbox",
+            "feedback",
+            "incident_alerts",
+            "incident_entities",
+            "incidents",
+            "log_lines",
+            "payloads",
+        ):
             c.exec_driver_sql(f"DELETE FROM {t}")
     yield store
     store.close()
