@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from hpcmind.contract import Culprit, EvidenceBundle
 
 from .findings import Finding
+from .localize import first_deviator
 from .metric_rules import host_of
 from .xid import parse_xids
 
@@ -56,8 +57,12 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
     alert_labels = bundle.alert.labels if bundle.alert else {}
     job = bundle.job
 
-    nodes: list[str | None] = [host_of(alert_labels)]
-    gpus: list[str | None] = [alert_labels.get("gpu")]
+    # the alert's own labels first, then the series of this cause that deviated first, then the rest
+    first_host, first_gpu = first_deviator(bundle.metrics, sorted({f.series for f in support if f.series is not None}))
+    alert_host = host_of(alert_labels)
+    same_node = alert_host is None or first_host == alert_host
+    nodes: list[str | None] = [alert_host, first_host]
+    gpus: list[str | None] = [alert_labels.get("gpu"), first_gpu if same_node else None]
     jobs: list[str | None] = [job.id if job else None] + [alert_labels.get(k) for k in JOB_LABELS]
 
     for f in support:

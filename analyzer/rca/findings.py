@@ -28,6 +28,7 @@ class Finding:
     source: str | None = None
     line: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    series: int | None = None  # index into bundle.metrics, for metric findings
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -136,7 +137,15 @@ def metric_findings(bundle: EvidenceBundle) -> list[Finding]:
         host = host_of(labels)
         out.append(
             Finding(
-                h.cause, h.weight, h.name, f"{s.name}{{{sel}}}: {h.detail}", -3, f"metric/{host or ''}", None, labels
+                h.cause,
+                h.weight,
+                h.name,
+                f"{s.name}{{{sel}}}: {h.detail}",
+                -3,
+                f"metric/{host or ''}",
+                None,
+                labels,
+                h.series,
             )
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -112,3 +113,48 @@ def test_kill_9_after_200_loses_nothing(tmp_path: Path) -> None:
     finally:
         p.kill()
         p.wait(10)
+
+
+def test_kafka_log_bus_feeds_the_log_store(settings: Settings, tmp_path: Path) -> None:
+    import asyncio
+    import json as _json
+
+    from aiokafka import AIOKafkaProducer
+
+    from analyzer.logbus import kafka_consumer
+
+    topic = f"it-analyzer-{time.time_ns()}"
+    s = load_settings(
+        kafka={"port": settings.kafka.port, "topic": topic},
+        analyzer={"database_url": f"sqlite:///{tmp_path / 'kb.db'}", "log_bus": "kafka"},
+    )
+    store = Store(s.analyzer.database_url)
+    svc = AnalyzerService(s, store, SignatureEngine())
+    lines = [
+        {"id": f"k{i}", "ts": "2026-11-21T10:00:00Z", "source": f"node/n{i % 3}/kernel", "line": f"line {i}"}
+        for i in range(200)
+    ]
+
+    async def go() -> int:
+        prod = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{settings.kafka.port}")
+        await prod.start()
+        for ln in lines + lines[:20]:  # at-least-once: some arrive twice
+            await prod.send_and_wait(topic, _json.dumps(ln).encode(), key=ln["source"].encode())
+        await prod.send_and_wait(topic, b"not json", key=b"x")
+        await prod.stop()
+        task = asyncio.create_task(kafka_consumer(s, svc))
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.1)
+                with store.tx() as c:
+                    n = int(c.exec_driver_sql("SELECT count(*) FROM log_lines").scalar() or 0)
+                if n >= 200:
+                    break
+            return n
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert asyncio.run(go()) == 200
+    store.close()

@@ -253,3 +253,15 @@ def test_real_dev_set_scores() -> None:
     assert result["top1_accuracy"] >= 0.9, json.dumps(
         [r for r in result["incidents"] if r["expected"] != r["predicted"]]
     )
+
+
+def test_the_gpu_that_deviated_first_is_the_culprit() -> None:
+    def temp(gpu: int, hot_from: int | None) -> dict[str, object]:
+        vals = [[t * 15, 62 + t % 2 + (28 if hot_from is not None and t >= hot_from else 0)] for t in range(16)]
+        return {"name": "DCGM_FI_DEV_GPU_TEMP", "labels": {"Hostname": "n4", "gpu": str(gpu)}, "values": vals}
+
+    # GPU 6 overheats first; its neighbour 5 follows (shared airflow); the others stay cool
+    bundle = {"metrics": [temp(g, {6: 7, 5: 11}.get(g)) for g in range(8)]}
+    d = ENGINE.diagnose(parse_bundle(bundle))
+    assert d.root_cause == "gpu_thermal"
+    assert (d.culprit.node, d.culprit.gpu) == ("n4", "6")
