@@ -1,0 +1,125 @@
+"""Real-world log formats beyond the reference samples (launcher prefixes, other frameworks, other schedulers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.rca import SignatureEngine
+from hpcmind.contract import parse_bundle
+
+CASES: list[tuple[str, list[str]]] = [
+    ("gpu_oom", ["node01:1234:1245 [0] NCCL WARN Cuda failure 'out of memory'"]),
+    ("gpu_oom", ["RuntimeError: CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`"]),
+    ("gpu_oom", ["[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]),
+    (
+        "gpu_oom",
+        [
+            "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine."
+        ],
+    ),
+    ("host_oom", ["Bus error (core dumped)"]),
+    ("host_oom", ["[rank3]: Killed"]),
+    (
+        "host_oom",
+        [
+            "torch.distributed.elastic.multiprocessing.api:failed (exitcode: -9) local_rank: 0 (pid: 12) of binary: /usr/bin/python3",
+            "traceback : Signal 9 (SIGKILL) received by PID 12",
+        ],
+    ),
+    ("collective_hang", ["RuntimeError: Rank 1 failed to pass monitoredBarrier in 1800000 ms"]),
+    (
+        "rendezvous_failure",
+        [
+            "ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable MASTER_ADDR expected, but not set"
+        ],
+    ),
+    ("rendezvous_failure", ["RuntimeError: connect() timed out. Original timeout was 1800000 ms."]),
+    (
+        "rendezvous_failure",
+        [
+            "[W socket.cpp:601] [c10d] The client socket has timed out after 1800s while trying to connect to (10.0.0.5, 29500)."
+        ],
+    ),
+    ("numerical_divergence", ["{'train_loss': nan, 'epoch': 1.0}"]),
+    (
+        "numerical_divergence",
+        [
+            "ValueError: Expected parameter loc (Tensor of shape (64, 8)) of distribution Normal(loc: torch.Size([64, 8])) to satisfy the constraint Real(), but found invalid values:"
+        ],
+    ),
+    ("software_error", ["[rank0]: TypeError: forward() got an unexpected keyword argument 'labels'"]),
+    (
+        "software_error",
+        [
+            "RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[8, 4, 224, 224] to have 3 channels, but got 4 channels instead"
+        ],
+    ),
+    (
+        "environment_error",
+        ["RuntimeError: Detected that PyTorch and torchvision were compiled with different CUDA versions."],
+    ),
+    ("environment_error", ["nvcc fatal   : Unsupported gpu architecture 'compute_90'"]),
+    ("environment_error", ["RuntimeError: FlashAttention only supports Ampere GPUs or newer."]),
+    ("environment_error", ["RuntimeError: operator torchvision::nms does not exist"]),
+    ("inference_overload", ["openai.RateLimitError: Error code: 429 - {'error': 'Too many requests'}"]),
+    (
+        "inference_overload",
+        [
+            "WARNING 05-09 00:49:33 scheduler.py:1057 Sequence group 12 is preempted by PreemptionMode.RECOMPUTE mode because there is not enough KV cache space."
+        ],
+    ),
+    (
+        "storage_io",
+        [
+            'safetensors_rust.SafetensorError: Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        ],
+    ),
+    (
+        "storage_io",
+        [
+            "OSError: Unable to open file (unable to lock file, errno = 11, error message = 'Resource temporarily unavailable')"
+        ],
+    ),
+    (
+        "node_failure",
+        ["srun: error: Task launch for StepId=1234.0 failed on node gpu17: Communication connection failure"],
+    ),
+    (
+        "network_fabric",
+        [
+            "NCCL WARN NET/IB : Got completion from peer 10.1.1.2<40000> with status=12 opcode=0 len=0 vendor err 129 (Recv) localGid ::ffff:10.1.1.1 remoteGid ::ffff:10.1.1.2"
+        ],
+    ),
+    (
+        "network_fabric",
+        [
+            "[E ProcessGroupNCCL.cpp:1414] Process group watchdog thread terminated with exception: NCCL error: remote process exited or there was a network error, NCCL version 2.20.5",
+            "NET/IB : Got completion from peer 10.5.0.34<33956> with error 5, opcode 0, len 1, vendor err 244 (Recv)",
+        ],
+    ),
+    ("gpu_hardware_fault", ["Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error"]),
+    ("nvlink_error", ["RuntimeError: CUDA error: uncorrectable NVLink error detected during the execution"]),
+    ("walltime_exceeded", ["=>> PBS: job killed: walltime 7215 exceeded limit 7200"]),
+    ("preemption", ["slurmstepd: error: *** JOB 1234 ON n1 CANCELLED AT 2025-01-01T00:00:00 DUE TO PREEMPTION ***"]),
+    (
+        "gpu_thermal",
+        ["    HW Slowdown                       : Active", "    HW Thermal Slowdown               : Active"],
+    ),
+    (
+        "dataloader_bottleneck",
+        [
+            "UserWarning: The dataloader, train_dataloader, does not have many workers which may be a bottleneck. Consider increasing the value of the `num_workers` argument`"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("expected", "lines"), CASES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CASES)])
+def test_format(expected: str, lines: list[str]) -> None:
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    assert d.root_cause == expected, (d.root_cause, d.evidence)
+
+
+def test_a_pid_of_429_is_not_rate_limiting() -> None:
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"line": "worker pid 429 started"}]}))
+    assert d.root_cause == "unknown"
