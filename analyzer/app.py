@@ -56,7 +56,7 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics()
         self.store = Store(settings.analyzer.database_url)
-        base = f"http://{settings.analyzer.host}:{settings.analyzer.port}"
+        base = settings.analyzer.public_url or f"http://{settings.analyzer.host}:{settings.analyzer.port}"
         self.service = AnalyzerService(settings, self.store, load_engine(settings), self.metrics, base)
         self.grafana = GrafanaWriter(settings, self.store, self.metrics, base)
         self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analyzer.queue_size)

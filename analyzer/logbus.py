@@ -21,7 +21,9 @@ async def kafka_consumer(settings: Settings, service: AnalyzerService) -> None:
     topic = settings.kafka.topic
     # assign() with a group id for commits: a consumer-group join takes 5-18 s on tansu and buys nothing here
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=f"127.0.0.1:{settings.kafka.port}", group_id="hpcmind-analyzer", enable_auto_commit=False
+        bootstrap_servers=f"{settings.kafka.host}:{settings.kafka.port}",
+        group_id="hpcmind-analyzer",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

@@ -24,9 +24,10 @@ from .sources import Source
 def make_publisher(bus: str, settings: Settings) -> Publisher | None:
     a = settings.analyzer
     if bus == "http":
-        return HttpPublisher(f"http://{a.host}:{a.port}/api/v1/logs", a.api_token.get_secret_value())
+        base = a.public_url or f"http://{a.host}:{a.port}"
+        return HttpPublisher(f"{base}/api/v1/logs", a.api_token.get_secret_value())
     if bus == "kafka":
-        return KafkaPublisher(f"127.0.0.1:{settings.kafka.port}", settings.kafka.topic)
+        return KafkaPublisher(f"{settings.kafka.host}:{settings.kafka.port}", settings.kafka.topic)
     return None
 
 

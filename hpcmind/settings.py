@@ -29,6 +29,8 @@ class AnalyzerSettings(_Section):
     grafana_url: str = "http://127.0.0.1:3000"
     grafana_token: SecretStr = SecretStr("")
     log_bus: Literal["http", "kafka"] = "http"
+    # how others reach the analyzer (links in annotations, the collector's log ingest); default http://host:port
+    public_url: str = ""
     queue_size: int = Field(1000, ge=1)
 
 
@@ -51,6 +53,7 @@ class SlurmSettings(_Section):
 
 
 class KafkaSettings(_Section):
+    host: str = "127.0.0.1"
     port: int = Field(19092, ge=1, le=65535)
     topic: str = "hpcmind-logs"
 

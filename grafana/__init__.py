@@ -1,0 +1,1 @@
+"""Grafana provisioning and dashboards (as data)."""
