@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 from tqdm import tqdm
 
+from simulator.bench import scenario
 from simulator.scenario import parse_scenario
 
 from .guard import GuardedCollector
@@ -37,27 +38,7 @@ class _Quiet(WSGIRequestHandler):
 
 
 def _source(nodes: int) -> SimulatorSource:
-    sc = parse_scenario(
-        {
-            "name": f"bench-{nodes}",
-            "seed": 1,
-            "tick_seconds": 15,
-            "cluster": {
-                "partitions": [
-                    {
-                        "name": "gpu",
-                        "nodes": nodes,
-                        "node_prefix": "gpu-",
-                        "name_digits": 4,
-                        "gpus_per_node": 8,
-                        "ib_hcas": 8,
-                    }
-                ]
-            },
-            "workload": {"initial_utilisation": 0.85},
-        }
-    )
-    src = SimulatorSource(sc)
+    src = SimulatorSource(parse_scenario(scenario(nodes)))
     src.advance()
     return src
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .validation import first_error
+
 
 class BundleError(ValueError):
     """A malformed evidence bundle; the message names the offending field."""
@@ -131,13 +133,6 @@ class Diagnosis(BaseModel):
         return data
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "bundle"
-
-
 def parse_bundle(data: Any) -> EvidenceBundle:
     """Validate decoded JSON as an evidence bundle, raising BundleError naming the field."""
     if not isinstance(data, dict):
@@ -145,9 +140,7 @@ def parse_bundle(data: Any) -> EvidenceBundle:
     try:
         return EvidenceBundle.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p not in ("function-after", "function-before"))
-        raise BundleError(f"{_field_path(loc)}: {err['msg']}") from None
+        raise BundleError(first_error(exc, "bundle")) from None
 
 
 def parse_bundle_text(text: str) -> EvidenceBundle:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from hpcmind.errors import UsageError
 from hpcmind.taxonomy import root_cause_ids
+from hpcmind.validation import first_error
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -154,26 +155,13 @@ class Scenario(_Model):
     faults: FaultSpec = FaultSpec()
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
 def parse_scenario(data: Any, origin: str = "scenario") -> Scenario:
     if not isinstance(data, dict):
         raise UsageError(f"{origin}: expected a mapping at the top level")
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        return _raise(f"{origin}: {_path(loc) or 'scenario'}: {err['msg']}")
-
-
-def _raise(msg: str) -> Scenario:
-    raise UsageError(msg)
+        raise UsageError(f"{origin}: {first_error(exc, 'scenario')}") from None
 
 
 def load_scenario(path: Path) -> Scenario:
