@@ -72,10 +72,11 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- gpu_memory_error --------------------------------------------------------------------------
     ("uncorrectable-ecc", "gpu_memory_error", 12, r"uncorrectable ECC error|ECC_UNCORRECTABLE|cudaErrorECCUncorrectable|double bit (?:ECC )?error|\bDBE\b", _I),
     ("row-remap", "gpu_memory_error", 10, r"Row Remapper|row remap(?:ping)? (?:fail|pending)|Failed to remap row", _I),
-    ("retired-pages", "gpu_memory_error", 8, r"retired pages?|page retirement|pending page blacklist", _I),
+    # nvidia-smi -q prints "Retired Pages" and "ECC Errors" section headers on healthy GPUs: require an event
+    ("retired-pages", "gpu_memory_error", 8, r"retired pages? (?:pending|limit|exhausted)|page retirement (?:fail|limit)|Pending Page Blacklist\s*:\s*Yes", _I),
     ("uncorrectable-memory", "gpu_memory_error", 9, r"UNCORRECTABLE MEMORY ERROR|uncorrectable (?:HBM|DRAM) error", _I),
     ("contained-ecc", "gpu_memory_error", 9, r"\b(?:Contained|Uncontained): .*(?:RST|physAddr)", 0),
-    ("ecc-generic", "gpu_memory_error", 5, r"\bECC (?:error|errors|failure)\b(?!.*\bcorrectable\b)", _I),
+    ("ecc-generic", "gpu_memory_error", 5, r"\bECC (?:error|failure)s? (?:was |were |has been )?(?:detected|encountered|occurred|found)", _I),
     # ---- nvlink_error ------------------------------------------------------------------------------
     ("nvlink-fatal", "nvlink_error", 12, r"NVLink: fatal error|NVLink (?:fatal|error detected)|NVLINK_ERROR", _I),
     ("nvlink-generic", "nvlink_error", 7, r"\bNVLink\b.*(?:error|fail|down|inactive)|(?:error|fail).*\bNVLink\b", _I),
@@ -183,7 +184,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),
     ("state-timeout", "walltime_exceeded", 11, r"(?:Job)?State=TIMEOUT|\bTIMEOUT\b.*\b(?:job|Job|JOB)\b|Reason=TimeLimit", 0),
     ("walltime-words", "walltime_exceeded", 9, r"walltime (?:\d+ )?exceeded|exceeded (?:its |the )?(?:time|wall ?time) limit|TERM_RUNLIMIT|time limit (?:reached|exceeded)", _I),
-    ("time-limit-hint", "walltime_exceeded", 4, r"\btime ?limit\b|\bwall ?time\b", _I),
+    ("time-limit-hint", "walltime_exceeded", 3, r"\btime ?limit\b|\bwall ?time\b", _I),
     # ---- node_failure ------------------------------------------------------------------------------
     ("slurm-node-failure", "node_failure", 13, r"DUE TO NODE FAILURE|Node failure on|NODE_FAIL|Reason=NodeFail", _I),
     ("node-rebooted", "node_failure", 11, r"Node unexpectedly rebooted|unexpectedly rebooted", _I),

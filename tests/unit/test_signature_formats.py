@@ -123,3 +123,20 @@ def test_format(expected: str, lines: list[str]) -> None:
 def test_a_pid_of_429_is_not_rate_limiting() -> None:
     d = SignatureEngine().diagnose(parse_bundle({"logs": [{"line": "worker pid 429 started"}]}))
     assert d.root_cause == "unknown"
+
+
+def test_a_pasted_nvidia_smi_report_of_a_healthy_gpu_is_not_a_memory_error() -> None:
+    report = [
+        "==============NVSMI LOG==============",
+        "    ECC Errors",
+        "        Volatile",
+        "            SRAM Correctable              : 0",
+        "            DRAM Uncorrectable            : 0",
+        "    Retired Pages",
+        "        Single Bit ECC                    : 0",
+        "        Pending Page Blacklist            : No",
+        "    Clocks Event Reasons",
+        "        HW Slowdown                       : Not Active",
+    ]
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "nvidia-smi", "line": ln} for ln in report]}))
+    assert d.root_cause == "unknown", (d.root_cause, d.evidence)
