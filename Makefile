@@ -32,8 +32,12 @@ demo: $(STAMP)
 	$(BIN)/hpcmind services up prometheus alertmanager
 	$(BIN)/hpcmind demo
 
+## make bench: every benchmark; results in bench/results/
 bench: $(STAMP)
 	$(BIN)/hpcmind bench rca --real bench/data/real-dev.jsonl
+	$(BIN)/hpcmind bench simulator
+	$(BIN)/hpcmind bench collector
+	$(BIN)/hpcmind bench analyzer
 
 services-up: $(STAMP)
 	$(BIN)/hpcmind services up
