@@ -79,6 +79,31 @@ def log_findings(logs: list[LogLine]) -> list[Finding]:
     for check in LOG_CHECKS:
         for i, cause, weight, name in check(lines):
             out.append(Finding(cause, weight, name, quote(logs[i]), i, logs[i].source, lines[i]))
+    return _discount_recovered_links(out, lines)
+
+
+_LINK_DOWN = re.compile(r"(mlx5_core \S+(?: \S+)?): Link down")
+RECOVERED_LINK_WEIGHT = 2.0
+
+
+def _discount_recovered_links(findings: list[Finding], lines: list[str]) -> list[Finding]:
+    """A NIC link that went down and came back up (a flap) is noise, not the fault."""
+    out = []
+    for f in findings:
+        m = _LINK_DOWN.search(f.line or "") if f.cause == "network_fabric" and f.order >= 0 else None
+        if m and any(f"{m[1]}: Link up" in ln for ln in lines[f.order + 1 :]):
+            f = Finding(
+                f.cause,
+                min(f.weight, RECOVERED_LINK_WEIGHT),
+                f.signature + "-recovered",
+                f.evidence + " (the link came back up)",
+                f.order,
+                f.source,
+                f.line,
+                f.labels,
+                f.series,
+            )
+        out.append(f)
     return out
 
 

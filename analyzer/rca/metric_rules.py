@@ -83,7 +83,7 @@ def _first_rise(s: MetricSeries) -> float | None:
 _THERMAL_BITS = 0x08 | 0x20 | 0x40 | 0x80
 # A condition that already held at the start of the window is probably an older incident's leftover
 # (dcgm-exporter holds the last Xid; a drained node's port stays down): it counts for much less.
-STALE_FACTOR = 0.35
+STALE_FACTOR = 0.2
 
 
 def _stale(s: MetricSeries, pred: Callable[[float], bool]) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-LOG_BEFORE, LOG_AFTER = 300.0, 1500.0
-METRIC_BEFORE, METRIC_AFTER = 600.0, 1500.0
+LOG_BEFORE, LOG_AFTER = 300.0, 300.0
+METRIC_BEFORE, METRIC_AFTER = 600.0, 300.0
 MAX_POINTS = 40
 
 
@@ -63,7 +63,7 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _log_window(run: Run, onset: float, node: str | None, job: str | None) -> list[dict[str, str]]:
+def _log_window(run: Run, onset: float, node: str | None, job: str | None, end: float) -> list[dict[str, str]]:
     sel = pl.lit(False)
     if node:
         sel = (
@@ -78,7 +78,7 @@ def _log_window(run: Run, onset: float, node: str | None, job: str | None) -> li
             | (pl.col("source") == f"job/{job}")
             | ((pl.col("source") == "slurmctld") & pl.col("line").str.contains(f"JobId={job}", literal=True))
         )
-    win = run.logs.filter(sel & pl.col("ts").is_between(onset - LOG_BEFORE, onset + LOG_AFTER)).sort("ts")
+    win = run.logs.filter(sel & pl.col("ts").is_between(onset - LOG_BEFORE, end)).sort("ts")
     from datetime import UTC
 
     return [
@@ -145,9 +145,26 @@ def _job_record(run: Run, onset: float, job: str | None) -> dict[str, Any] | Non
     }
 
 
+def _job_end(run: Run, onset: float, job: str | None) -> float | None:
+    """When the job left RUNNING after the onset: the moment its failure alert would fire."""
+    if not job:
+        return None
+    ended = run.metrics.filter(
+        (pl.col("name") == "hpcmind_slurm_job_info")
+        & pl.col("labels").str.contains(f'"job_id":"{job}"', literal=True)
+        & ~pl.col("labels").str.contains('"state":"RUNNING"', literal=True)
+        & ~pl.col("labels").str.contains('"state":"PENDING"', literal=True)
+        & (pl.col("timestamp") >= onset)
+    )
+    return float(ended["timestamp"].min()) if not ended.is_empty() else None  # type: ignore[arg-type]
+
+
 def bundle_for(run: Run, onset: float, node: str | None, job: str | None) -> dict[str, Any]:
+    # the analyzer gathers evidence when an alert fires: at the onset, or when the job ended (late failures such
+    # as a rendezvous store timeout show their lines only then)
+    end = max(onset + LOG_AFTER, (_job_end(run, onset, job) or 0.0) + 60.0)
     bundle: dict[str, Any] = {
-        "logs": _log_window(run, onset, node, job),
+        "logs": _log_window(run, onset, node, job, end),
         "metrics": _metric_window(run, onset, node, job),
     }
     rec = _job_record(run, onset, job)

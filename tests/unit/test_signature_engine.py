@@ -265,3 +265,20 @@ def test_the_gpu_that_deviated_first_is_the_culprit() -> None:
     d = ENGINE.diagnose(parse_bundle(bundle))
     assert d.root_cause == "gpu_thermal"
     assert (d.culprit.node, d.culprit.gpu) == ("n4", "6")
+
+
+def test_a_link_that_flapped_and_recovered_is_not_the_fault() -> None:
+    d = ENGINE.diagnose(
+        parse_bundle(
+            logs(
+                "mlx5_core 0000:0c:00.0 ib0: Link down",
+                "mlx5_core 0000:0c:00.0 ib0: Link up",
+                "Traceback (most recent call last):",
+                "KeyError: 'transit_depth'",
+                source="node/n1/kernel",
+            )
+        )
+    )
+    assert d.root_cause == "software_error"
+    down = ENGINE.diagnose(parse_bundle(logs("mlx5_core 0000:0c:00.0 ib0: Link down", source="node/n1/kernel")))
+    assert down.root_cause == "network_fabric"
