@@ -7,7 +7,6 @@ way Alertmanager sends them (groups of alerts per POST); "processed" means every
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import statistics
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 from tqdm import tqdm
+
+from hpcmind.bench_results import write_results
 
 TOKEN = "bench-token"
 ALERTS = (
@@ -150,9 +151,7 @@ def run(out_dir: Path, nodes: int = 1000, per_node: int = 10, acks: int = 300) -
         "webhook_metrics": [ln for ln in body.splitlines() if ln.startswith("hpcmind_webhook_requests_total")],
     }
     result["met"] = p99 <= TARGET_ACK_P99_MS and burst_s <= TARGET_BURST_S and stored == total
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "analyzer.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "analyzer.md").write_text(markdown(result))
+    write_results(out_dir, "analyzer", result, markdown(result))
     return result
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpcmind.bench_results import percentile, write_results
 from hpcmind.contract import BundleError, parse_bundle
 from hpcmind.errors import UsageError
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
@@ -48,11 +49,6 @@ def load_labelled(path: Path) -> list[Labelled]:
             raise UsageError(f"{path}:{n}: needs root_cause (a known id) and bundle (an object)")
         out.append(Labelled(str(d.get("id", n)), d["root_cause"], d["bundle"], d.get("culprit") or {}))
     return out
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else 0.0
 
 
 def evaluate(engine: DiagnosisEngine, items: list[Labelled]) -> dict[str, Any]:
@@ -100,7 +96,7 @@ def evaluate(engine: DiagnosisEngine, items: list[Labelled]) -> dict[str, Any]:
         "per_class_recall": recall,
         "culprit_accuracy": {k: culprit_hits[k] / culprit_total[k] for k in sorted(culprit_total)},
         "culprit_counts": {k: culprit_total[k] for k in sorted(culprit_total)},
-        "latency_ms": {"p50": _pct(lat, 0.5), "p95": _pct(lat, 0.95)},
+        "latency_ms": {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95)},
         "incidents": rows,
     }
 
@@ -137,6 +133,5 @@ def run(engine: DiagnosisEngine, real: Path, out_dir: Path) -> dict[str, Any]:
     result = evaluate(engine, load_labelled(real))
     result["file"] = str(real)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "rca_real.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "rca_real.md").write_text(markdown(result, f"Root-cause accuracy on {real.name}"), encoding="utf-8")
+    write_results(out_dir, "rca_real", result, markdown(result, f"Root-cause accuracy on {real.name}"))
     return result

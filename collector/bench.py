@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 from tqdm import tqdm
 
+from hpcmind.bench_results import percentile, write_results
 from simulator.bench import scenario
 from simulator.scenario import parse_scenario
 
@@ -84,9 +85,14 @@ def _scrape(port: int, n: int) -> tuple[list[float], int]:
     return lat, size
 
 
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+def _latency(lat: list[float], size: int) -> dict[str, Any]:
+    return {
+        "p50_ms": round(percentile(lat, 0.5), 1),
+        "p99_ms": round(percentile(lat, 0.99), 1),
+        "mean_ms": round(statistics.fmean(lat), 1),
+        "bytes": size,
+        "scrapes": len(lat),
+    }
 
 
 def run(out_dir: Path, sizes: tuple[int, ...] = SIZES, scrapes: int = 50, naive_scrapes: int = 5) -> dict[str, Any]:
@@ -110,21 +116,8 @@ def run(out_dir: Path, sizes: tuple[int, ...] = SIZES, scrapes: int = 50, naive_
             {
                 "nodes": nodes,
                 "gpus": nodes * 8,
-                "ours": {
-                    "p50_ms": round(_pct(lat, 0.5), 1),
-                    "p99_ms": round(_pct(lat, 0.99), 1),
-                    "mean_ms": round(statistics.fmean(lat), 1),
-                    "bytes": size,
-                    "scrapes": scrapes,
-                    "render_per_tick_ms": round(tick_ms, 1),
-                },
-                "naive": {
-                    "p50_ms": round(_pct(nlat, 0.5), 1),
-                    "p99_ms": round(_pct(nlat, 0.99), 1),
-                    "mean_ms": round(statistics.fmean(nlat), 1),
-                    "bytes": nsize,
-                    "scrapes": naive_scrapes,
-                },
+                "ours": {**_latency(lat, size), "render_per_tick_ms": round(tick_ms, 1)},
+                "naive": _latency(nlat, nsize),
             }
         )
         rows[-1]["speedup_p50"] = round(rows[-1]["naive"]["p50_ms"] / rows[-1]["ours"]["p50_ms"], 1)
@@ -136,9 +129,7 @@ def run(out_dir: Path, sizes: tuple[int, ...] = SIZES, scrapes: int = 50, naive_
         "met": big["ours"]["p99_ms"] <= TARGET_P99_MS and big["speedup_p50"] >= TARGET_FACTOR,
         "results": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "collector.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "collector.md").write_text(markdown(result))
+    write_results(out_dir, "collector", result, markdown(result))
     return result
 
 

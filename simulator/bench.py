@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from hpcmind.bench_results import write_results
+
 SIZES = (128, 512, 1024, 2048)
 SIM_SECONDS = 3600.0
 TARGET_X = 300.0
@@ -109,9 +111,7 @@ def run(out_dir: Path, sizes: tuple[int, ...] = SIZES, seconds: float = SIM_SECO
         "met": bool(at_1024 and at_1024["speedup_x"] >= TARGET_X),
         "results": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "simulator.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "simulator.md").write_text(markdown(result))
+    write_results(out_dir, "simulator", result, markdown(result))
     return result
 
 
