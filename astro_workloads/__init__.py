@@ -1,1 +1,1 @@
-"""astro_workloads package (see its issue; not built yet)."""
+"""The monitored astronomy workloads: TransitNet (transit detection in light curves) and AstroCode."""

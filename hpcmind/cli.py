@@ -44,6 +44,12 @@ def _cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     return run_single(engine, args.file, args.json, sys.stdout)
 
 
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from analyzer.training.cli import run_train
+
+    return run_train(args, settings)
+
+
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulator.cli import run_simulate
 
@@ -101,16 +107,40 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(col_md(col_run(args.out)))
         return 0
+    if args.target == "transitnet":
+        from astro_workloads.transitnet.bench import markdown as tn_md
+        from astro_workloads.transitnet.bench import run as tn_run
+
+        print(tn_md(tn_run(args.out)))
+        return 0
     if args.target != "rca":
         raise NotBuiltError(f"hpcmind bench {args.target}: not built yet (see its issue)")
-    if args.real is None:
-        raise NotBuiltError("hpcmind bench rca: the simulator split is not built yet; pass --real FILE")
-    from analyzer.bench_rca import markdown, run
-    from analyzer.rca import load_engine
+    from analyzer.bench_rca import ENGINES, load_labelled, run_side_by_side
 
-    result = run(load_engine(settings), args.real, args.out)
-    print(markdown(result, f"Root-cause accuracy on {args.real.name}"))
-    print(f"wrote {args.out / 'rca_real.json'} and {args.out / 'rca_real.md'}")
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if bad := [e for e in engines if e not in ENGINES]:
+        raise UsageError(f"--engines: unknown {', '.join(bad)} (choose from {', '.join(ENGINES)})")
+    if args.real is not None:
+        items, stem, title = load_labelled(args.real), "rca_real", f"Root-cause diagnosis on {args.real.name}"
+    else:
+        if not args.split.exists():
+            raise UsageError(f"--split {args.split}: not found; build it with `hpcmind train dataset`")
+        items, stem, title = (
+            load_labelled(args.split),
+            "rca",
+            f"Root-cause diagnosis on the held-out split {args.split}",
+        )
+    if args.limit is not None:
+        items = items[: args.limit]
+    if not items:
+        raise UsageError("no labelled incidents to score")
+    results = run_side_by_side(items, settings, engines, args.out, stem, title)
+    from analyzer.bench_rca import side_by_side_markdown
+
+    print(side_by_side_markdown(results, title))
+    print(
+        f"wrote {args.out / (stem + '.json')}, {args.out / (stem + '.md')} and {args.out / (stem + '_confusion.png')}"
+    )
     return 0
 
 
@@ -178,10 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="evidence bundle (JSON); '-' for stdin")
     d.add_argument("--json", action="store_true", help="print exactly one JSON diagnosis")
     d.add_argument("--batch", action="store_true", help="JSON Lines in, one JSON diagnosis per line out")
-    add("train", "build the dataset and fine-tune the root-cause model", _not_built("root-cause model"))
+    t = add("train", "build the dataset and fine-tune the root-cause model", _cmd_train)
+    tsub = t.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    tsub.required = True
+    td = tsub.add_parser("dataset", help="labelled evidence bundles from simulator runs (split by seed)")
+    td.add_argument("--runs", type=int, default=60, help="simulator runs (scenario seeds 0..N-1)")
+    td.add_argument("--first-seed", type=int, default=0)
+    td.add_argument("--views", type=int, default=2, help="extra views per incident (logs only, noisy, ...)")
+    td.add_argument("--workers", type=int, default=2)
+    td.add_argument("--out", type=Path, default=Path("data/rca"), metavar="DIR")
+    tr = tsub.add_parser("rca", help="fit the encoder head and LoRA-fine-tune SmolLM2 on the dataset")
+    tr.add_argument("--data", type=Path, default=Path("data/rca"), metavar="DIR", help="from `train dataset`")
+    tr.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: HPCMIND_MODEL__ARTIFACTS")
+    tr.add_argument("--steps", type=int, default=None, help="LoRA optimiser steps (default: the full run's)")
+    tr.add_argument("--smoke", action="store_true", help="a minutes-long run on a few examples (CI)")
+    tr.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    te = tsub.add_parser("export", help="merge the adapter into the base model for vLLM / any OpenAI-compatible server")
+    te.add_argument("--out", type=Path, required=True, metavar="DIR")
+    te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")
     b = add("bench", "run a benchmark and write bench/results/", _cmd_bench)
     b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet"])
     b.add_argument("--real", type=Path, default=None, metavar="FILE", help="labelled real incidents (JSON Lines)")
+    b.add_argument(
+        "--split", type=Path, default=Path("data/rca/test.jsonl"), metavar="FILE", help="rca: the held-out split"
+    )
+    b.add_argument(
+        "--engines",
+        default="signatures,base,finetuned,encoder,hpcmind,openai",
+        help="rca: engines side by side (openai only when HPCMIND_MODEL__OPENAI_BASE_URL is set)",
+    )
+    b.add_argument("--limit", type=int, default=None, help="rca: only the first N incidents")
     b.add_argument("--out", type=Path, default=Path("bench/results"), metavar="DIR")
     demo = add(
         "demo", "the whole pipeline on this machine: simulated cluster, Prometheus, Alertmanager, analyzer", _cmd_demo

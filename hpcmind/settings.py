@@ -85,9 +85,18 @@ class SimulatorSettings(_Section):
     seed: int = 0
 
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "analyzer" / "rca" / "artifacts"
+
+
 class ModelSettings(_Section):
-    # The fine-tuned model (issue 7) adds "model"; until then the signature engine is the only one.
-    engine: Literal["signatures"] = "signatures"
+    # hpcmind: signatures + encoder head + fine-tuned SmolLM2 combined (the default); the others for comparison
+    engine: Literal["hpcmind", "signatures", "finetuned", "base", "encoder", "openai"] = "hpcmind"
+    # the committed adapter, encoder head and combination weights (`hpcmind train rca --out` writes them)
+    artifacts: Path = ARTIFACTS
+    # the dequantised base model is cached here on first start
+    cache_dir: Path = Path.home() / ".cache" / "hpcmind"
+    # mask secrets, e-mail and IP addresses before evidence goes to a remote (openai) backend
+    mask_remote: bool = True
     openai_base_url: str = ""
     openai_model: str = ""
     openai_api_key: SecretStr = SecretStr("")

@@ -14,12 +14,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Markers follow the folder: tests/unit -> unit, tests/integration -> integration, ...
     for item in items:
         part = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
-        if part in ("unit", "integration", "e2e", "browser"):
+        if part in ("unit", "integration", "e2e", "browser", "model"):
             item.add_marker(getattr(pytest.mark, part))
 
 
 def run_cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HPCMIND_")}
     return subprocess.run(
@@ -29,5 +33,5 @@ def run_cli(
         text=True,
         env={**clean, **(env or {})},
         cwd=cwd or ROOT,
-        timeout=120,
+        timeout=timeout,
     )

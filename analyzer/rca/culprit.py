@@ -81,7 +81,24 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         gpus += [_gpu_from_line(line, bundle)]
     if job and len(job.nodes) == 1:
         nodes.append(job.nodes[0])
+    if support and not _first(nodes):
+        nodes += _nodes_in_job_lines(bundle, _first(jobs))
     return Culprit(node=_first(nodes), gpu=_first(gpus), job=_first(jobs))
+
+
+_NCCL_HOST = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]")
+
+
+def _nodes_in_job_lines(bundle: EvidenceBundle, job: str | None) -> list[str | None]:
+    """Hosts the job's own lines name (srun, slurmstepd, torchrun's summary, NCCL's host:pid:tid prefix), in
+    log order: when the lines behind the diagnosis carry no host, the failing job's lines usually do."""
+    out: list[str | None] = []
+    for e in bundle.logs:
+        src = e.source or ""
+        if job and not (src.startswith(f"job/{job}") or f"JobId={job}" in e.line or f"JOB {job} " in e.line):
+            continue
+        out += [m[1] for rx in (*_LINE_NODE, _NCCL_HOST) if (m := rx.search(e.line))]
+    return out
 
 
 def _gpu_from_line(line: str, bundle: EvidenceBundle) -> str | None:

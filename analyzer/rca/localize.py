@@ -20,11 +20,19 @@ MIN_STEP = 1e-9
 
 
 def onsets(series: Sequence[MetricSeries]) -> pl.DataFrame:
-    """One row per series that deviates: index, host, gpu, onset timestamp, size of the deviation."""
+    """One row per series that deviates: index, host, gpu, onset, size of the deviation, baseline and peak."""
     rows = [(i, t, v) for i, s in enumerate(series) for t, v in s.values]
     if not rows:
         return pl.DataFrame(
-            schema={"series": pl.Int64, "onset": pl.Float64, "jump": pl.Float64, "host": pl.String, "gpu": pl.String}
+            schema={
+                "series": pl.Int64,
+                "onset": pl.Float64,
+                "jump": pl.Float64,
+                "baseline": pl.Float64,
+                "peak": pl.Float64,
+                "host": pl.String,
+                "gpu": pl.String,
+            }
         )
     df = pl.DataFrame(rows, schema={"series": pl.Int64, "ts": pl.Float64, "value": pl.Float64}, orient="row")
     df = df.filter(pl.col("value").is_finite()).sort("series", "ts")
@@ -46,7 +54,12 @@ def onsets(series: Sequence[MetricSeries]) -> pl.DataFrame:
             & (pl.col("k") >= (pl.col("n") / 3).ceil())
         )
         .group_by("series")
-        .agg(pl.col("ts").min().alias("onset"), pl.col("jump").max().alias("jump"))
+        .agg(
+            pl.col("ts").min().alias("onset"),
+            pl.col("jump").max().alias("jump"),
+            pl.col("med").first().alias("baseline"),
+            pl.col("value").sort_by("jump").last().alias("peak"),
+        )
     )
     meta = pl.DataFrame(
         {

@@ -6,11 +6,10 @@ import math
 import time
 from collections import defaultdict
 
-from hpcmind.contract import Alternative, Diagnosis, EvidenceBundle
+from hpcmind.contract import Diagnosis, EvidenceBundle
 from hpcmind.taxonomy import UNKNOWN
 
-from . import report
-from .culprit import locate
+from .diagnosis import build_diagnosis
 from .findings import Finding, all_findings
 
 ENGINE_NAME = "hpcmind-signatures v1"
@@ -45,16 +44,16 @@ def confidences(scores: dict[str, float]) -> dict[str, float]:
     return {c: v / z for c, v in exp.items()}
 
 
-def missing_evidence(bundle: EvidenceBundle) -> list[str]:
-    out = []
-    if bundle.alert is None:
-        out.append("alert")
-    if bundle.job is None:
-        out.append("slurm job record")
-    if not bundle.logs:
-        out.append("log lines")
-    if not bundle.metrics:
-        out.append("metric windows")
+def probabilities(findings: list[Finding]) -> dict[str, float]:
+    """The signature engine's distribution over the ids it saw and `unknown` (the rest of the mass)."""
+    scores = score(findings)
+    conf = confidences(scores)
+    best = max(scores.values(), default=0.0)
+    out = dict(conf)
+    out[UNKNOWN] = max(0.0, 1.0 - sum(conf.values()))
+    if best < MIN_SCORE:  # a single hint is not a diagnosis
+        out = {c: v * 0.5 for c, v in out.items()}
+        out[UNKNOWN] = 1.0 - sum(v for c, v in out.items() if c != UNKNOWN)
     return out
 
 
@@ -68,23 +67,6 @@ class SignatureEngine:
         conf = confidences(scores)
         ranked = sorted(scores, key=lambda c: (-scores[c], c))
         cause = ranked[0] if ranked and scores[ranked[0]] >= MIN_SCORE else UNKNOWN
-        support = sorted((f for f in findings if f.cause == cause), key=lambda f: (-f.weight, f.order))
-        culprit = locate(bundle, support)
-        evidence = list(dict.fromkeys(f.evidence for f in support))[:8]
-        signatures = list(dict.fromkeys(f.signature for f in support))
-        lead = min((f for f in support if f.order >= 0), key=lambda f: f.order, default=None)
-        others = [c for c in ranked if c != cause]
-        missing = missing_evidence(bundle)
-        return Diagnosis(
-            root_cause=cause,
-            confidence=round(conf.get(cause, 1.0 - sum(conf.values())), 3),
-            culprit=culprit,
-            summary=report.summary(cause, culprit, lead.line if lead else None),
-            explanation=report.explanation(cause, signatures, others[0] if others else None, missing),
-            remediation=report.remediation(cause, culprit),
-            evidence=evidence,
-            alternatives=[Alternative(root_cause=c, confidence=round(conf[c], 3)) for c in others[:3]],
-            model=ENGINE_NAME,
-            latency_ms=round((time.perf_counter() - t0) * 1000, 2),
-            missing_evidence=missing,
-        )
+        probs = {c: conf[c] for c in ranked}
+        probs[UNKNOWN] = 1.0 - sum(conf.values())
+        return build_diagnosis(bundle, findings, cause, probs, ENGINE_NAME, t0, [c for c in ranked if c != cause])

@@ -159,10 +159,10 @@ def _job_end(run: Run, onset: float, job: str | None) -> float | None:
     return float(ended["timestamp"].min()) if not ended.is_empty() else None  # type: ignore[arg-type]
 
 
-def bundle_for(run: Run, onset: float, node: str | None, job: str | None) -> dict[str, Any]:
+def bundle_for(run: Run, onset: float, node: str | None, job: str | None, quiet: bool = False) -> dict[str, Any]:
     # the analyzer gathers evidence when an alert fires: at the onset, or when the job ended (late failures such
-    # as a rendezvous store timeout show their lines only then)
-    end = max(onset + LOG_AFTER, (_job_end(run, onset, job) or 0.0) + 60.0)
+    # as a rendezvous store timeout show their lines only then); a quiet window (a control) ends at onset + 300 s
+    end = onset + LOG_AFTER if quiet else max(onset + LOG_AFTER, (_job_end(run, onset, job) or 0.0) + 60.0)
     bundle: dict[str, Any] = {
         "logs": _log_window(run, onset, node, job, end),
         "metrics": _metric_window(run, onset, node, job),

@@ -88,11 +88,20 @@ def test_batch_all_good_exit_0() -> None:
 
 
 def test_bench_rca_real_writes_results(tmp_path: Path) -> None:
-    res = run_cli("bench", "rca", "--real", "bench/data/real-dev.jsonl", "--out", str(tmp_path))
+    res = run_cli(
+        "bench", "rca", "--real", "bench/data/real-dev.jsonl", "--engines", "signatures", "--out", str(tmp_path)
+    )
     assert res.returncode == 0, res.stderr
-    result = json.loads((tmp_path / "rca_real.json").read_text())
+    result = json.loads((tmp_path / "rca_real.json").read_text())["signatures"]
     assert result["n"] == 27 and 0 <= result["top1_accuracy"] <= 1
-    assert (tmp_path / "rca_real.md").read_text().startswith("# Root-cause accuracy")
+    assert len(result["incidents"]) == 27 and result["latency_ms"]["p95"] >= result["latency_ms"]["p50"]
+    assert (tmp_path / "rca_real.md").read_text().startswith("# Root-cause diagnosis on real-dev.jsonl")
+    assert (tmp_path / "rca_real_confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rca_unknown_engine(tmp_path: Path) -> None:
+    res = run_cli("bench", "rca", "--real", "bench/data/real-dev.jsonl", "--engines", "gpt9", "--out", str(tmp_path))
+    assert res.returncode == 2 and "--engines: unknown gpt9" in res.stderr
 
 
 def test_bench_rca_bad_file(tmp_path: Path) -> None:

@@ -1,0 +1,159 @@
+"""One deterministic rendering of an evidence bundle as model input, within a character budget.
+
+Training and inference call the same function. Order: the alert, the Slurm job, the metric anomalies
+(polars: which series left its baseline, where, when and how far), then log lines ranked by how much they
+say — a known error signature first, then rare lines over repeated ones, error words over chatter — each
+template once with its repeat count. Lines are quoted data: the model is told never to follow them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+
+from hpcmind.contract import EvidenceBundle, LogLine, MetricSeries
+
+from .findings import MAX_LINES, Finding, all_findings
+from .localize import onsets
+from .metric_rules import host_of
+
+MAX_CHARS = 1500  # about 450 SmolLM2 tokens; the encoder reads the first ~256 word pieces
+MAX_METRIC_LINES = 6
+MAX_LINE_CHARS = 200
+_VARIABLE = re.compile(r"0x[0-9a-fA-F]+|[0-9a-fA-F]{8,}|\d+")
+_ERROR_WORDS = re.compile(
+    r"error|fail|fatal|killed|timeout|timed out|exception|panic|abort|nan\b|oom|unreachable|denied|"
+    r"not responding|lost|down|throttl|corrupt|invalid|refused|cannot|unable",
+    re.IGNORECASE,
+)
+
+
+def template(line: str) -> str:
+    return _VARIABLE.sub("#", line)
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def _alert_text(bundle: EvidenceBundle) -> list[str]:
+    if bundle.alert is None:
+        return []
+    lb = bundle.alert.labels
+    keys = [f"{k}={v}" for k, v in sorted(lb.items()) if k not in ("alertname", "severity") and len(v) < 60]
+    text = f"ALERT {lb.get('alertname', '?')} {' '.join(keys[:6])}".rstrip()
+    summary = bundle.alert.annotations.get("summary") or bundle.alert.annotations.get("description")
+    return [text + (f" | {summary[:150]}" if summary else "")]
+
+
+def _job_text(bundle: EvidenceBundle) -> list[str]:
+    j = bundle.job
+    if j is None:
+        return []
+    parts = [f"JOB {j.id or '?'}"]
+    parts += [f"{k}={v}" for k, v in (("name", j.name), ("state", j.state), ("exit", j.exit_code)) if v]
+    if j.reason and j.reason.lower() != "none":
+        parts.append(f"reason={j.reason}")
+    if j.nodes:
+        parts.append(f"nodes={','.join(j.nodes[:4])}" + (f"+{len(j.nodes) - 4}" if len(j.nodes) > 4 else ""))
+    return [" ".join(parts)]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+_COUNTER = re.compile(r"(_total|_count|_sum|_bucket|_TOTAL|_VIOLATION)$")
+MIN_RELATIVE = 0.3
+
+
+def _as_increase(s: MetricSeries) -> MetricSeries:
+    """A counter's level says nothing; its increase per sample does (resets count as zero)."""
+    if not _COUNTER.search(s.name) or len(s.values) < 2:
+        return s
+    vals = [(t, max(v - p, 0.0)) for (_, p), (t, v) in zip(s.values, s.values[1:], strict=False)]
+    return MetricSeries(name=s.name, labels=s.labels, values=vals)
+
+
+def _metric_text(bundle: EvidenceBundle) -> list[str]:
+    if not bundle.metrics:
+        return []
+    df = onsets([_as_increase(s) for s in bundle.metrics])
+    if df.is_empty():
+        return [f"METRICS {len(bundle.metrics)} series, none left its baseline"]
+    # the largest relative deviations, then the earliest; a few percent of drift is not an anomaly
+    rel = [r for r in df.iter_rows(named=True) if r["jump"] >= MIN_RELATIVE * abs(r["baseline"])]
+    rows = sorted(
+        rel,
+        key=lambda r: (-min(r["jump"] / (abs(r["baseline"]) + 1e-9), 1e6), r["onset"], r["series"]),
+    )[:MAX_METRIC_LINES]
+    if not rows:
+        return [f"METRICS {len(bundle.metrics)} series, none left its baseline by {MIN_RELATIVE:.0%}"]
+    out = [f"METRICS {len(rel)} of {len(bundle.metrics)} series deviated:"]
+    for r in sorted(rows, key=lambda r: (r["onset"], r["series"])):
+        s = bundle.metrics[r["series"]]
+        where = " ".join(x for x in (host_of(s.labels), f"gpu{r['gpu']}" if r["gpu"] else None) if x)
+        extra = next((f"{k}={s.labels[k]}" for k in ("err_code", "device", "port", "mountpoint") if k in s.labels), "")
+        name = s.name + (" increase" if _COUNTER.search(s.name) else "")
+        out.append(
+            f"- {name} {where} {extra}".rstrip()
+            + f": {_fmt(r['baseline'])} -> {_fmt(r['peak'])} at {_clock(r['onset'])}"
+        )
+    return out
+
+
+def _line_scores(logs: list[LogLine], findings: list[Finding]) -> dict[int, float]:
+    known: dict[int, float] = {}
+    for f in findings:
+        if f.order >= 0 and f.line is not None:
+            known[f.order] = max(known.get(f.order, 0.0), f.weight)
+    counts = Counter(template(e.line) for e in logs)
+    scores = {}
+    for i, e in enumerate(logs):
+        s = 2.0 * known.get(i, 0.0)
+        s += 3.0 / counts[template(e.line)]
+        s += 3.0 if _ERROR_WORDS.search(e.line) else 0.0
+        scores[i] = s
+    return scores
+
+
+def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[LogLine]:
+    """Log lines, most telling first, each template once (its first occurrence)."""
+    logs = bundle.logs[-MAX_LINES:]
+    scores = _line_scores(logs, findings)
+    seen: set[str] = set()
+    out = []
+    for i in sorted(range(len(logs)), key=lambda i: (-scores[i], i)):
+        tpl = template(logs[i].line)
+        if tpl not in seen:
+            seen.add(tpl)
+            out.append(logs[i])
+    return out
+
+
+def _log_text(bundle: EvidenceBundle, findings: list[Finding], budget: int) -> list[str]:
+    logs = bundle.logs[-MAX_LINES:]
+    if not logs:
+        return []
+    counts = Counter(template(e.line) for e in logs)
+    out = [f"LOGS {len(logs)} lines, most telling first:"]
+    used = len(out[0])
+    for e in ranked_logs(bundle, findings):
+        tpl = template(e.line)
+        src = f"{e.source}: " if e.source else ""
+        rep = f" [x{counts[tpl]}]" if counts[tpl] > 1 else ""
+        text = f"> {src}{e.line.strip()[:MAX_LINE_CHARS]}{rep}"
+        if used + len(text) + 1 > budget:
+            break
+        out.append(text)
+        used += len(text) + 1
+    return out
+
+
+def render(bundle: EvidenceBundle, max_chars: int = MAX_CHARS) -> str:
+    findings = all_findings(bundle)
+    head = _alert_text(bundle) + _job_text(bundle) + _metric_text(bundle)
+    head_text = "\n".join(head)[: max_chars // 2]
+    logs = _log_text(bundle, findings, max_chars - len(head_text) - 1)
+    return "\n".join([head_text, *logs]).strip() if head_text else "\n".join(logs)

@@ -1,0 +1,33 @@
+"""`hpcmind train dataset|rca`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from hpcmind.errors import UsageError
+from hpcmind.settings import Settings
+
+
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "dataset":
+        from .dataset import build
+
+        if args.runs < 5:
+            raise UsageError("--runs: at least 5 (one test, one validation and three training runs)")
+        seeds = list(range(args.first_seed, args.first_seed + args.runs))
+        with tqdm(total=len(seeds), unit="run", desc="dataset", file=sys.stderr) as bar:
+            counts = build(args.out, seeds, args.views, args.workers, progress=bar.update)
+        print(f"{args.out}: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}; card {args.out}/DATA_CARD.md")
+        return 0
+    if args.what == "export":
+        from .export import export_merged
+
+        out = export_merged(settings.model.cache_dir, args.adapter or settings.model.artifacts / "adapter", args.out)
+        print(f"{out}: merged model; serve it with `vllm serve {out}` (GPU) or `transformers serve {out}` (CPU)")
+        return 0
+    from .train_rca import run
+
+    return run(args, settings)
