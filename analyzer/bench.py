@@ -80,6 +80,8 @@ def run(out_dir: Path, nodes: int = 1000, per_node: int = 10, acks: int = 300) -
             "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
             "HPCMIND_ANALYZER__QUEUE_SIZE": "100000",
             "HPCMIND_ANALYZER__GRAFANA_URL": "http://127.0.0.1:9",
+            # the pipeline's own throughput; the model's cost per diagnosis is measured by `bench rca`
+            "HPCMIND_MODEL__ENGINE": "signatures",
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "hpcmind", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -22,13 +22,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _not_built(issue: str) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        raise NotBuiltError(f"hpcmind {args.command}: not built yet (see the {issue} issue)")
-
-    return run
-
-
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(masked_dump(settings), indent=2))
     return 0
@@ -48,6 +41,15 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from analyzer.training.cli import run_train
 
     return run_train(args, settings)
+
+
+def _cmd_workloads(args: argparse.Namespace, settings: Settings) -> int:
+    from astro_workloads.workloads import run_local, submit
+
+    if args.action == "run":
+        return run_local(args.workload, args.fault, args.smoke, args.out)
+    print(submit(settings, args.workload, args.fault, args.smoke, args.out))
+    return 0
 
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,7 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", default="demo", metavar="FILE|NAME")
     demo.add_argument("--speed", type=float, default=5.0, help="simulated seconds per wall second (default 5)")
     demo.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (default: Ctrl-C)")
-    add("workloads", "submit or run the astro workloads", _not_built("astro workloads"))
+    w = add("workloads", "run the astro workloads locally or submit them to Slurm", _cmd_workloads)
+    w.add_argument("action", choices=["run", "submit"])
+    w.add_argument("workload", choices=["transitnet", "astrocode"])
+    w.add_argument(
+        "--fault", default="none", choices=["none", "host-oom", "nan", "hang", "slow-data", "crash", "timeout"]
+    )
+    w.add_argument("--smoke", action="store_true", help="a seconds-long run")
+    w.add_argument("--out", type=Path, default=Path("/tmp/hpcmind-workloads"), metavar="DIR")
     s = add("services", "install, start, stop and check the local services", _cmd_services)
     s.add_argument("action", choices=["up", "down", "status"])
     s.add_argument("names", nargs="*", metavar="NAME", help="services (default: all)")

@@ -118,6 +118,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("watchdog-terminated", "collective_hang", 4, r"watchdog thread terminated with exception", _I),
     ("nccl-ops-failed", "collective_hang", 5, r"Some NCCL operations have failed or timed out|NCCL communicator was aborted", _I),
     ("gloo-timeout", "collective_hang", 6, r"Timed out waiting \d+ms for (?:send|recv) operation", _I),
+    ("gloo-pair-timeout", "collective_hang", 8, r"Application timeout caused pair closure", 0),
     ("collective-hang-words", "collective_hang", 5, r"collective (?:hang|hung|stuck)|training (?:is )?(?:hang|hung|stuck|frozen)|all GPUs? (?:of .* )?(?:idle|at 0)|job (?:hang|hung|stuck)|\bhangs? (?:at|in|during|forever)|(?:stuck|hangs?|hanging) (?:at|in) (?:all_?reduce|barrier|all_?gather|broadcast)", _I),
     ("dist-backend-error", "collective_hang", 3, r"DistBackendError|ProcessGroupNCCL", 0),
     ("flight-recorder", "collective_hang", 2, r"FlightRecorder|TORCH_NCCL_TRACE_BUFFER_SIZE", 0),

@@ -362,6 +362,17 @@ def build(
     return dict(Counter(e.split for e in everything))
 
 
+def rows_of(out_dir: Path) -> list[Row]:
+    """The card's facts from written split files (to rewrite the card without simulating again)."""
+    rows = []
+    for split in SPLITS:
+        for raw in (out_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                d = json.loads(raw)
+                rows.append(Row(d["split"], d["view"], d["root_cause"], len(json.dumps(d["bundle"]))))
+    return rows
+
+
 def load_split(path: Path) -> list[Example]:
     out = []
     for raw in path.read_text(encoding="utf-8").splitlines():

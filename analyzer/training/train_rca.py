@@ -158,7 +158,7 @@ def train_lora(
             opt.zero_grad()
             rec = {
                 "step": step + 1,
-                "loss": float(loss),
+                "loss": float(loss.detach()),
                 "grad_norm": grad,
                 "lr": sched.get_last_lr()[0],
                 "seconds": time.perf_counter() - t0,

@@ -28,11 +28,19 @@ def test_help_lists_every_subcommand() -> None:
     }
 
 
-@pytest.mark.parametrize("cmd", ["train", "workloads"])
-def test_unbuilt_subcommands_say_so_and_exit_2(cmd: str) -> None:
-    res = run_cli(cmd)
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["train"], "required: WHAT"),
+        (["train", "dataset", "--runs", "2"], "--runs: at least 5"),
+        (["workloads", "run", "astrocode"], "only transitnet"),
+        (["workloads", "run", "transitnet", "--fault", "meteor"], "invalid choice: 'meteor'"),
+    ],
+)
+def test_train_and_workloads_reject_bad_usage_in_one_line(args: list[str], says: str) -> None:
+    res = run_cli(*args)
     assert res.returncode == 2
-    assert "not built yet" in res.stderr
+    assert says in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from astro_workloads.transitnet import bls
 from astro_workloads.transitnet.lightcurves import N_POINTS, Planet, _small_planet, dataset, transit_model
 from astro_workloads.transitnet.model import build, to_input
+from tests.conftest import run_cli
 
 
 def test_dataset_is_deterministic_with_gaps_and_balanced() -> None:
-    t, x, y = dataset(40, seed=3)
-    t2, x2, y2 = dataset(40, seed=3)
+    _, x, y = dataset(40, seed=3)
+    _, x2, y2 = dataset(40, seed=3)
     assert x.shape == (40, N_POINTS) and np.array_equal(np.isnan(x), np.isnan(x2))
     assert np.allclose(np.nan_to_num(x), np.nan_to_num(x2)) and (y == y2).all()
     assert np.isnan(x).any(axis=1).all()  # every sector has its downlink gap
@@ -50,3 +54,50 @@ def test_cnn_takes_flux_and_gap_mask() -> None:
     with torch.inference_mode():
         out = build().eval()(torch.from_numpy(inp))
     assert out.shape == (4,)
+
+
+def test_metrics_endpoint_and_prometheus_target_file(tmp_path: Path) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from astro_workloads.transitnet.train import Metrics
+
+    labels = {"job_id": "77", "rank": "0", "hostname": "node01", "workload": "transitnet"}
+    m = Metrics(0, labels, tmp_path)
+    m.loss.set(0.5)
+    m.steps.inc()
+    target = json.loads((tmp_path / "workloads-transitnet-77-0.json").read_text())
+    assert target[0]["labels"] == labels and target[0]["targets"][0].endswith(f":{m.port}")
+    fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{m.port}/metrics").text)}
+    for name in (
+        "astro_train_step_seconds",
+        "astro_train_data_wait_seconds",
+        "astro_train_samples_per_second",
+        "astro_train_loss",
+        "astro_train_grad_norm",
+        "astro_train_memory_bytes",
+        "astro_train_steps",
+    ):
+        assert name in fams, name
+    assert fams["astro_train_loss"].samples[0].value == 0.5 and fams["astro_train_loss"].samples[0].labels == labels
+    m.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_ddp_smoke_run_checkpoints_and_resumes(tmp_path: Path) -> None:
+    res = run_cli("workloads", "run", "transitnet", "--smoke", "--out", str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "world=2" in res.stdout and (tmp_path / "checkpoint.pt").exists()
+    assert json.loads((tmp_path / "summary.json").read_text())["world"] == 2
+    res = run_cli("workloads", "run", "transitnet", "--smoke", "--out", str(tmp_path), timeout=300)
+    assert res.returncode == 0 and "resumed from" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [("nan", "FloatingPointError: Loss is nan"), ("crash", "KeyError: 'warmup_steps'")],
+)
+def test_faults_fail_the_way_real_jobs_fail(tmp_path: Path, fault: str, says: str) -> None:
+    res = run_cli("workloads", "run", "transitnet", "--smoke", "--fault", fault, "--out", str(tmp_path), timeout=300)
+    assert res.returncode != 0
+    assert says in res.stdout + res.stderr and "ChildFailedError" in res.stderr

@@ -1,0 +1,1 @@
+"""AstroCode: astronomy code generation behind an OpenAI-compatible API, with vLLM metrics."""
