@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=None, help="LoRA optimiser steps (default: the full run's)")
     tr.add_argument("--smoke", action="store_true", help="a minutes-long run on a few examples (CI)")
     tr.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    tr.add_argument(
+        "--refit-combiner", action="store_true", help="keep adapter and head; refit the combination weights on --data"
+    )
     te = tsub.add_parser("export", help="merge the adapter into the base model for vLLM / any OpenAI-compatible server")
     te.add_argument("--out", type=Path, required=True, metavar="DIR")
     te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,18 +140,38 @@ class LoadedLM:
 
     @classmethod
     def load(cls, cache_dir: Path, adapter_dir: Path | None = None, merge: bool = True) -> LoadedLM:
+        """Base model (dequantised once into the cache), plus the adapter merged in; the merged weights are
+        cached under the adapter's hash, so a second start skips dequantising and merging altogether."""
         torch, transformers = _import_ml()
         base = base_model_dir(cache_dir)
         tok = transformers.AutoTokenizer.from_pretrained(str(base))
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16)
-        name = f"{BASE_NAME} (base, zero-shot)"
-        if adapter_dir is not None:
-            from peft import PeftModel
+        if adapter_dir is None:
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16)
+            model.eval()
+            return cls(model, tok, f"{BASE_NAME} (base, zero-shot)")
+        digest = adapter_hash(adapter_dir)
+        name = f"hpcmind-rca {BASE_NAME}+LoRA (adapter sha256:{digest[:16]})"
+        merged = cache_dir / f"{BASE_NAME}-merged-{digest[:16]}"
+        if merge and (merged / "model.safetensors").exists():
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.bfloat16)
+            model.eval()
+            return cls(model, tok, name)
+        from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter_dir))
-            if merge:
-                model = model.merge_and_unload()
-            name = f"hpcmind-rca {BASE_NAME}+LoRA (adapter sha256:{adapter_hash(adapter_dir)[:16]})"
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16)
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+        if merge:
+            model = model.merge_and_unload()
+            tmp = merged.with_name(merged.name + f".tmp{os.getpid()}")
+            with warnings.catch_warnings():  # transformers' own deprecation noise inside save_pretrained
+                warnings.simplefilter("ignore", FutureWarning)
+                model.save_pretrained(str(tmp))
+            if not merged.exists():
+                tmp.rename(merged)
+            else:  # another process cached it first
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
         model.eval()
         return cls(model, tok, name)
 

@@ -138,6 +138,7 @@ def synth_alert(rng: random.Random, cause: str, onset: float, culprit: dict[str,
     if not pool:
         return None
     name, severity = rng.choice(pool)
+    causes = next(cs for a, cs, _ in alert_rules() if a == name)
     labels = {"alertname": name, "severity": severity}
     node = culprit.get("node")
     if node:
@@ -148,7 +149,9 @@ def synth_alert(rng: random.Random, cause: str, onset: float, culprit: dict[str,
         labels["gpu"] = culprit["gpu"]
     if culprit.get("job") and not name.startswith(("Node", "InfiniBand", "Filesystem", "IO")):
         labels["job_id"] = culprit["job"]
-    return {"labels": labels, "annotations": {"summary": f"{name} firing"}, "startsAt": _iso(onset + 60)}
+    # the annotations the shipped rule attaches: the analyzer reads hpcmind_causes as the rule author's prior
+    annotations = {"summary": f"{name} firing", "hpcmind_causes": ",".join(causes)}
+    return {"labels": labels, "annotations": annotations, "startsAt": _iso(onset + 60)}
 
 
 def _controls(run: Run, rng: random.Random, n: int) -> list[tuple[float, str, str | None]]:

@@ -32,7 +32,7 @@ from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
 
 from ..rca import lm as lmmod
-from ..rca.combine import fit_weights, signature_probs, softmax_scores
+from ..rca.combine import Weights, fit_weights, signature_probs, softmax_scores
 from ..rca.encoder import Head, embed, load_encoder
 from ..rca.findings import all_findings
 from ..rca.render import render
@@ -200,7 +200,7 @@ def plot_loss(log: list[dict[str, float]], path: Path) -> None:
     ax.plot(steps, loss, alpha=0.3, label="loss per step")
     ax.plot(steps, smooth, label=f"mean of {k} steps")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("cross-entropy on the id tokens (nats)")
+    ax.set_ylabel("cross-entropy on the answer tokens (nats)")
     ax.set_yscale("log")
     ax.set_title("LoRA fine-tuning of SmolLM2-135M-Instruct on simulated incidents")
     ax.legend()
@@ -225,6 +225,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError("--steps: must be at least 1")
         cfg = TrainConfig(**(asdict(cfg) | {"steps": args.steps}))
     t_start = time.perf_counter()
+    if args.refit_combiner:
+        return refit_combiner(args.data, out, cache)
     if args.smoke:
         tmp = Path(tempfile.mkdtemp(prefix="hpcmind-smoke-"))
         train, val = _smoke_data(tmp)
@@ -256,16 +258,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     plot_loss(log, out / "loss.png")
 
     # 4. combination weights on a class-balanced validation sample
-    tuned = lmmod.LoadedLM.load(cache, out / "adapter")
-    pick = _per_class(va_y, cfg.val_lm, cfg.seed)
-    lm_p = np.stack(
-        [softmax_scores(tuned.score(va_text[i]), labels) for i in tqdm(pick, desc="LM on val", file=sys.stderr)]
-    )
-    sig_p = np.stack([signature_probs(all_findings(parse_bundle(val[i].bundle)), labels) for i in pick])
-    ys = [va_y[i] for i in pick]
-    weights, comb_acc = fit_weights(labels, ys, lm_p, enc_val[pick], sig_p)
-    weights.save(out / "combiner.json")
-    lm_acc = float(np.mean([labels[j] == c for j, c in zip(lm_p.argmax(1), ys, strict=True)]))
+    weights, comb_acc, lm_acc, n_pick = fit_combination(cache, out, val, va_text, enc_val, cfg)
     summary = {
         "config": asdict(cfg),
         "smoke": bool(args.smoke),
@@ -275,7 +268,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "encoder_val_top1": round(enc_acc, 4),
         "lm_val_top1_sample": round(lm_acc, 4),
         "combined_val_top1_sample": round(comb_acc, 4),
-        "val_sample": len(pick),
+        "val_sample": n_pick,
         "weights": asdict(weights),
         "lora_seconds": round(lora_s, 1),
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in log])) if log else 0.0, 2),
@@ -286,6 +279,51 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(summary))
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def fit_combination(
+    cache: Path, out: Path, val: list[Example], va_text: list[str], enc_val: np.ndarray, cfg: TrainConfig
+) -> tuple[Weights, float, float, int]:
+    """Weights of LM, encoder and signatures on a class-balanced validation sample; writes combiner.json."""
+    labels = lmmod.labels()
+    va_y = [e.root_cause for e in val]
+    tuned = lmmod.LoadedLM.load(cache, out / "adapter")
+    pick = _per_class(va_y, cfg.val_lm, cfg.seed)
+    lm_p = np.stack(
+        [softmax_scores(tuned.score(va_text[i]), labels) for i in tqdm(pick, desc="LM on val", file=sys.stderr)]
+    )
+    sig_p = np.stack([signature_probs(all_findings(parse_bundle(val[i].bundle)), labels) for i in pick])
+    ys = [va_y[i] for i in pick]
+    weights, comb_acc = fit_weights(labels, ys, lm_p, enc_val[pick], sig_p)
+    weights.save(out / "combiner.json")
+    lm_acc = float(np.mean([labels[j] == c for j, c in zip(lm_p.argmax(1), ys, strict=True)]))
+    return weights, comb_acc, lm_acc, len(pick)
+
+
+def refit_combiner(data: Path, out: Path, cache: Path) -> int:
+    """Only step 4 again (e.g. after the signature engine or the dataset's alerts changed): the adapter and the
+    encoder head stay as they are."""
+    summary = json.loads((out / "training.json").read_text())
+    cfg = TrainConfig(**(summary["config"] | {"targets": tuple(summary["config"]["targets"])}))
+    val = load_split(data / "val.jsonl")
+    va_text = _render_all(val, "val")
+    enc_val = Head.load(out / "encoder_head.npz").proba(embed(load_encoder(), va_text, progress=True))
+    labels = lmmod.labels()
+    enc_acc = float(np.mean([labels[i] == e.root_cause for i, e in zip(enc_val.argmax(1), val, strict=True)]))
+    weights, comb_acc, lm_acc, n_pick = fit_combination(cache, out, val, va_text, enc_val, cfg)
+    summary |= {
+        "val_examples": len(val),
+        "encoder_val_top1": round(enc_acc, 4),
+        "lm_val_top1_sample": round(lm_acc, 4),
+        "combined_val_top1_sample": round(comb_acc, 4),
+        "val_sample": n_pick,
+        "weights": asdict(weights),
+    }
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(summary))
+    print(json.dumps({k: summary[k] for k in ("encoder_val_top1", "lm_val_top1_sample", "combined_val_top1_sample",
+                                              "weights")}, indent=2))  # fmt: skip
     return 0
 
 
