@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ def run(engine: DiagnosisEngine, real: Path, out_dir: Path) -> dict[str, Any]:
     return result
 
 
-ENGINES = ("signatures", "base", "finetuned", "encoder", "hpcmind", "openai")
+ENGINES = ("signatures", "base", "finetuned", "encoder", "mix", "hpcmind", "openai")
 
 
 def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, ...]) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     the encoder, the base LM and the tuned LM run once per incident and each engine combines what it uses;
     its latency is the sum of those stages plus its own diagnosis assembly, timed per incident."""
     from .rca import lm as lmmod
-    from .rca.combine import Weights, combine, signature_probs, softmax_scores
+    from .rca.combine import Weights, combine, pick, signature_probs, softmax_scores
     from .rca.diagnosis import build_diagnosis
     from .rca.findings import all_findings
     from .rca.model_engine import ModelEngine
@@ -183,12 +183,13 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     load: dict[str, float] = {}
     tuned = base = None
     names: dict[str, str] = {"signatures": SignatureEngine.name}
-    if {"finetuned", "encoder", "hpcmind"} & set(engines):
+    if {"finetuned", "encoder", "mix", "hpcmind"} & set(engines):
         tuned = ModelEngine(m.artifacts, m.cache_dir, "hpcmind", load_all=True)
         load["hpcmind"] = tuned.load_seconds
         names["hpcmind"] = tuned.name
         names["finetuned"] = tuned.lm.name if tuned.lm else "-"
         names["encoder"] = "all-MiniLM-L6-v2 head (hpcmind-rca)"
+        names["mix"] = "weighted mix of LM, encoder and signatures, no signatures-first gate"
     if "base" in engines:
         t0 = time.perf_counter()
         base = lmmod.LoadedLM.load(m.cache_dir, None)
@@ -207,6 +208,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
         "finetuned": Weights(1, 0, 0),
         "base": Weights(1, 0, 0),
         "hpcmind": tuned.weights if tuned else Weights(),
+        "mix": replace(tuned.weights, gate=None) if tuned else Weights(),
     }
     for it in tqdm(items, desc="bench rca", unit="incident", file=sys.stderr):
         try:
@@ -249,7 +251,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
             t0 = time.perf_counter()
             parts["base"] = softmax_scores(base.score(text), labels)
             stage["base"] = time.perf_counter() - t0
-        for e in ("encoder", "finetuned", "base", "hpcmind"):
+        for e in ("encoder", "finetuned", "base", "mix", "hpcmind"):
             if e not in preds:
                 continue
             w = weights[e]
@@ -266,7 +268,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
             t0 = time.perf_counter()
             p = combine(w, labels, lm=lm_p, encoder=parts.get("encoder"), signatures=parts.get("signatures"))
             probs = {c: float(x) for c, x in zip(labels, p, strict=True)}
-            cause = max(probs, key=lambda c: (probs[c], c))
+            cause = pick(probs)
             d = build_diagnosis(bundle, findings, cause, probs, names[e], t0)
             ms = (sum(stage.get(k, 0.0) for k in used) + time.perf_counter() - t0) * 1000
             preds[e].append((d.root_cause, d.culprit.model_dump(), ms))

@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--engines",
-        default="signatures,base,finetuned,encoder,hpcmind,openai",
+        default="signatures,base,finetuned,encoder,mix,hpcmind,openai",
         help="rca: engines side by side (openai only when HPCMIND_MODEL__OPENAI_BASE_URL is set)",
     )
     b.add_argument("--limit", type=int, default=None, help="rca: only the first N incidents")

@@ -110,6 +110,7 @@ def _import_ml() -> tuple[Any, Any]:
     # offline by construction: every weight comes from an installed package or our cache, never a hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import torch
         import transformers
@@ -119,6 +120,7 @@ def _import_ml() -> tuple[Any, Any]:
         ) from None
     torch.set_num_threads(THREADS)
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # stderr is for errors
     return torch, transformers
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 from hpcmind.contract import Diagnosis, EvidenceBundle
 
 from . import lm as lmmod
-from .combine import Weights, combine, signature_probs, softmax_scores
+from .combine import Weights, combine, pick, signature_probs, softmax_scores
 from .diagnosis import build_diagnosis
 from .encoder import ENCODER_NAME, Head, embed, load_encoder
 from .findings import Finding, all_findings
@@ -78,5 +78,5 @@ class ModelEngine:
         findings = all_findings(bundle)
         with self._lock:
             probs = self.probabilities(bundle, findings)
-        cause = max(probs, key=lambda c: (probs[c], c))
+        cause = pick(probs)
         return build_diagnosis(bundle, findings, cause, probs, self.name, t0)

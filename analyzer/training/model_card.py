@@ -14,7 +14,9 @@ def model_card(s: dict[str, Any]) -> str:
 
 **What it is.** The analyzer's root-cause classifier for Slurm GPU clusters: it names one of the 18 root-cause
 ids of `shared/spec/root-causes.yaml`, or `unknown`, for an evidence bundle (alert, Slurm job, logs, metrics).
-Three opinions are combined by weighted log-probabilities (weights fitted on the validation split):
+Signatures first: when the documented signatures name a cause (their top id is not `unknown` and has
+probability ≥ {w.get("gate")}), they decide. Otherwise three opinions are combined by weighted log-probabilities
+(weights fitted on the validation split):
 
 | part | what | weight |
 |---|---|---:|
