@@ -171,7 +171,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     the encoder, the base LM and the tuned LM run once per incident and each engine combines what it uses;
     its latency is the sum of those stages plus its own diagnosis assembly, timed per incident."""
     from .rca import lm as lmmod
-    from .rca.combine import Weights, combine, pick, signature_probs, softmax_scores
+    from .rca.combine import Weights, combine, gated, pick, signature_probs, softmax_scores
     from .rca.diagnosis import build_diagnosis
     from .rca.findings import all_findings
     from .rca.model_engine import ModelEngine
@@ -230,24 +230,31 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
         findings = all_findings(bundle)
-        text = render(bundle)
-        stage["prep"] = time.perf_counter() - t0
+        stage["findings"] = time.perf_counter() - t0
         parts: dict[str, Any] = {}
-        if tuned is not None:
-            t0 = time.perf_counter()
-            parts["signatures"] = signature_probs(findings, labels)
-            stage["signatures"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        parts["signatures"] = signature_probs(findings, labels)
+        stage["signatures"] = time.perf_counter() - t0
+        is_gated = tuned is not None and gated(weights["hpcmind"], labels, parts["signatures"])
+        # the models run only for the columns that need them on this incident (the engine skips them too)
+        need = {"encoder", "finetuned", "mix", "base"} & set(preds) or (
+            {"hpcmind"} & set(preds) if not is_gated else set()
+        )
+        t0 = time.perf_counter()
+        text = render(bundle) if need else ""
+        stage["render"] = time.perf_counter() - t0
+        if tuned is not None and need - {"base"}:
             if tuned.head is not None and tuned.encoder is not None:
                 from .rca.encoder import embed
 
                 t0 = time.perf_counter()
                 parts["encoder"] = tuned.head.proba(embed(tuned.encoder, [text]))[0]
                 stage["encoder"] = time.perf_counter() - t0
-            if tuned.lm is not None:
+            if tuned.lm is not None and need - {"base", "encoder"}:
                 t0 = time.perf_counter()
                 parts["lm"] = softmax_scores(tuned.lm.score(text), labels)
                 stage["lm"] = time.perf_counter() - t0
-        if base is not None:
+        if base is not None and "base" in need:
             t0 = time.perf_counter()
             parts["base"] = softmax_scores(base.score(text), labels)
             stage["base"] = time.perf_counter() - t0
@@ -256,17 +263,21 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
                 continue
             w = weights[e]
             lm_p = parts.get("base") if e == "base" else parts.get("lm")
-            used = ["prep"] + [
-                k
-                for k, on in (
-                    ("lm" if e != "base" else "base", w.lm),
-                    ("encoder", w.encoder),
-                    ("signatures", w.signatures),
-                )
-                if on
-            ]
+            if e == "hpcmind" and is_gated:
+                used = ["findings", "signatures"]
+            else:
+                used = ["findings", "render"] + [
+                    k
+                    for k, on in (
+                        ("lm" if e != "base" else "base", w.lm),
+                        ("encoder", w.encoder),
+                        ("signatures", w.signatures),
+                    )
+                    if on
+                ]
+            sig_p = parts["signatures"] if w.signatures > 0 else None
             t0 = time.perf_counter()
-            p = combine(w, labels, lm=lm_p, encoder=parts.get("encoder"), signatures=parts.get("signatures"))
+            p = combine(w, labels, lm=lm_p, encoder=parts.get("encoder"), signatures=sig_p)
             probs = {c: float(x) for c, x in zip(labels, p, strict=True)}
             cause = pick(probs)
             d = build_diagnosis(bundle, findings, cause, probs, names[e], t0)

@@ -56,13 +56,19 @@ def softmax_scores(scores: dict[str, float], labels: Sequence[str]) -> np.ndarra
     return p / p.sum()  # type: ignore[no-any-return]
 
 
+def gated(w: Weights, labels: Sequence[str], sig: np.ndarray) -> bool:
+    """True when the signatures name a cause surely enough to decide alone (the models need not run)."""
+    if w.gate is None or w.signatures <= 0:
+        return False
+    top = int(sig.argmax())
+    return labels[top] != UNKNOWN and float(sig[top]) >= w.gate
+
+
 def combine(w: Weights, labels: Sequence[str], **probs: np.ndarray | None) -> np.ndarray:
     """Normalised distribution from the weighted log-probabilities of the opinions that are present."""
     sig = probs.get("signatures")
-    if w.gate is not None and sig is not None and w.signatures > 0:
-        top = int(sig.argmax())
-        if labels[top] != UNKNOWN and float(sig[top]) >= w.gate:
-            return sig
+    if sig is not None and gated(w, labels, sig):
+        return sig
     z = np.zeros(len(labels))
     for name, p in probs.items():
         if p is not None and getattr(w, name) > 0:

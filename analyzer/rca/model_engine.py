@@ -18,7 +18,7 @@ from typing import Literal
 from hpcmind.contract import Diagnosis, EvidenceBundle
 
 from . import lm as lmmod
-from .combine import Weights, combine, pick, signature_probs, softmax_scores
+from .combine import Weights, combine, gated, pick, signature_probs, softmax_scores
 from .diagnosis import build_diagnosis
 from .encoder import ENCODER_NAME, Head, embed, load_encoder
 from .findings import Finding, all_findings
@@ -64,12 +64,14 @@ class ModelEngine:
             self.name = " + ".join(p for p, on in zip(parts, (w.lm, w.encoder, w.signatures), strict=True) if p and on)
 
     def probabilities(self, bundle: EvidenceBundle, findings: list[Finding]) -> dict[str, float]:
+        sig_p = signature_probs(findings, self.labels) if self.mode == "hpcmind" else None
+        if sig_p is not None and gated(self.weights, self.labels, sig_p):  # signatures first: no model needed
+            return {c: float(x) for c, x in zip(self.labels, sig_p, strict=True)}
         text = render(bundle)
         lm_p = softmax_scores(self.lm.score(text), self.labels) if self.lm is not None else None
         enc_p = None
         if self.head is not None and self.encoder is not None:
             enc_p = self.head.proba(embed(self.encoder, [text]))[0]
-        sig_p = signature_probs(findings, self.labels) if self.mode == "hpcmind" else None
         p = combine(self.weights, self.labels, lm=lm_p, encoder=enc_p, signatures=sig_p)
         return {c: float(x) for c, x in zip(self.labels, p, strict=True)}
 
