@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 # order matters: a token that embeds an e-mail or an address is masked whole
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("SECRET", re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*\S+")),
+    # NAME=value where the name ends in a secret word: PASSWORD=, WANDB_API_KEY=, hf_token: ...
+    (
+        "SECRET",
+        re.compile(r"(?i)\b[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]\s*\S+"),
+    ),
     ("SECRET", re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/-]{8,}=*")),
     ("SECRET", re.compile(r"\b(?:ghp|gho|github_pat|glpat|xox[abpr]|sk|hf)[-_][A-Za-z0-9_-]{12,}\b")),
     ("SECRET", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),

@@ -46,6 +46,9 @@ class OpenAIEngine:
         self.labels = lmmod.labels()
         self.last_request: dict[str, object] | None = None  # what left the process, for audit and tests
 
+    def close(self) -> None:
+        self.client.close()
+
     def ask(self, evidence: str) -> str:
         masker = Masker()
         content = masker.mask(evidence) if self.mask else evidence

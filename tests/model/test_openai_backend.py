@@ -78,6 +78,7 @@ def test_remote_diagnosis_is_valid_and_masked(server: tuple[str, str]) -> None:
     url, model = server
     engine = OpenAIEngine(url, model, mask=True, timeout=120)
     d = engine.diagnose(parse_bundle(BUNDLE))
+    engine.close()
     assert d.root_cause in labels()
     assert d.model.startswith("openai-compatible")  # the endpoint answered: no fallback
     sent = json.dumps(engine.last_request)
@@ -95,10 +96,14 @@ def test_merged_model_served_remotely_agrees_with_in_process_model(server: tuple
     url, model = server
     s = Settings()
     local = ModelEngine(s.model.artifacts, s.model.cache_dir, "finetuned").diagnose(parse_bundle(BUNDLE))
-    remote = OpenAIEngine(url, model, timeout=120).diagnose(parse_bundle(BUNDLE))
+    client = OpenAIEngine(url, model, timeout=120)
+    remote = client.diagnose(parse_bundle(BUNDLE))
+    client.close()
     assert remote.root_cause == local.root_cause != UNKNOWN
 
 
 def test_unreachable_endpoint_falls_back_to_signatures_and_says_so() -> None:
-    d = OpenAIEngine(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=2).diagnose(parse_bundle(BUNDLE))
+    engine = OpenAIEngine(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=2)
+    d = engine.diagnose(parse_bundle(BUNDLE))
+    engine.close()
     assert d.root_cause == "gpu_hardware_fault" and "endpoint failed" in d.model
