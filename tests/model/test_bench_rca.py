@@ -23,7 +23,8 @@ def test_side_by_side_scores_every_engine_on_the_same_incidents(tmp_path: Path) 
     assert "LoRA" in results["finetuned"]["engine"] and "zero-shot" in results["base"]["engine"]
     assert results["base"]["load_seconds"] > 0
     md = (tmp_path / "rca_real.md").read_text()
-    assert "| top-1 accuracy |" in md and "| hpcmind |" not in md  # engines are columns, not rows
+    # engines are columns, metrics rows
+    assert "| metric | signatures | base | finetuned | encoder | hpcmind |" in md and "| top-1 accuracy |" in md
 
 
 def test_split_must_exist(tmp_path: Path) -> None:
