@@ -43,7 +43,7 @@ def build_diagnosis(
     culprit = locate(bundle, support)
     evidence = list(dict.fromkeys(f.evidence for f in support))[:8]
     if not evidence:  # a model's call with no documented signature: quote the most telling lines it read
-        evidence = [quote(e) for e in ranked_logs(bundle, findings)[:3]]
+        evidence = [quote(e) for e, _ in ranked_logs(bundle, findings)[:3]]
     signatures = list(dict.fromkeys(f.signature for f in support))
     lead = min((f for f in support if f.order >= 0), key=lambda f: f.order, default=None)
     if others is None:

@@ -103,46 +103,39 @@ def _metric_text(bundle: EvidenceBundle) -> list[str]:
     return out
 
 
-def _line_scores(logs: list[LogLine], findings: list[Finding]) -> dict[int, float]:
+def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLine, int]]:
+    """Log lines, most telling first, each template once (its first occurrence) with how often it occurs.
+
+    Score: a known signature's weight (doubled), rarity of the line's template, and error words."""
+    logs = bundle.logs[-MAX_LINES:]
     known: dict[int, float] = {}
     for f in findings:
         if f.order >= 0 and f.line is not None:
             known[f.order] = max(known.get(f.order, 0.0), f.weight)
-    counts = Counter(template(e.line) for e in logs)
-    scores = {}
-    for i, e in enumerate(logs):
-        s = 2.0 * known.get(i, 0.0)
-        s += 3.0 / counts[template(e.line)]
-        s += 3.0 if _ERROR_WORDS.search(e.line) else 0.0
-        scores[i] = s
-    return scores
-
-
-def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[LogLine]:
-    """Log lines, most telling first, each template once (its first occurrence)."""
-    logs = bundle.logs[-MAX_LINES:]
-    scores = _line_scores(logs, findings)
+    tpls = [template(e.line) for e in logs]
+    counts = Counter(tpls)
+    scores = [
+        2.0 * known.get(i, 0.0) + 3.0 / counts[t] + (3.0 if _ERROR_WORDS.search(e.line) else 0.0)
+        for i, (e, t) in enumerate(zip(logs, tpls, strict=True))
+    ]
     seen: set[str] = set()
     out = []
     for i in sorted(range(len(logs)), key=lambda i: (-scores[i], i)):
-        tpl = template(logs[i].line)
-        if tpl not in seen:
-            seen.add(tpl)
-            out.append(logs[i])
+        if tpls[i] not in seen:
+            seen.add(tpls[i])
+            out.append((logs[i], counts[tpls[i]]))
     return out
 
 
 def _log_text(bundle: EvidenceBundle, findings: list[Finding], budget: int) -> list[str]:
-    logs = bundle.logs[-MAX_LINES:]
-    if not logs:
+    n = len(bundle.logs[-MAX_LINES:])
+    if not n:
         return []
-    counts = Counter(template(e.line) for e in logs)
-    out = [f"LOGS {len(logs)} lines, most telling first:"]
+    out = [f"LOGS {n} lines, most telling first:"]
     used = len(out[0])
-    for e in ranked_logs(bundle, findings):
-        tpl = template(e.line)
+    for e, count in ranked_logs(bundle, findings):
         src = f"{e.source}: " if e.source else ""
-        rep = f" [x{counts[tpl]}]" if counts[tpl] > 1 else ""
+        rep = f" [x{count}]" if count > 1 else ""
         text = f"> {src}{e.line.strip()[:MAX_LINE_CHARS]}{rep}"
         if used + len(text) + 1 > budget:
             break

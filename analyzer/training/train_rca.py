@@ -32,7 +32,7 @@ from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
 
 from ..rca import lm as lmmod
-from ..rca.combine import Weights, fit_weights, signature_probs, softmax_scores
+from ..rca.combine import fit_weights, signature_probs, softmax_scores
 from ..rca.encoder import Head, embed, load_encoder
 from ..rca.findings import all_findings
 from ..rca.render import render
@@ -248,7 +248,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     head = Head.fit(e_tr, tr_y, labels)
     head.save(out / "encoder_head.npz")
     enc_val = head.proba(e_va)
-    enc_acc = float(np.mean([labels[i] == c for i, c in zip(enc_val.argmax(1), va_y, strict=True)]))
+    enc_acc = top1(enc_val, va_y)
     print(f"encoder head: validation top-1 {enc_acc:.3f} on {len(va_y)}", file=sys.stderr)
 
     # 3. LoRA
@@ -258,34 +258,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     plot_loss(log, out / "loss.png")
 
     # 4. combination weights on a class-balanced validation sample
-    weights, comb_acc, lm_acc, n_pick = fit_combination(cache, out, val, va_text, enc_val, cfg)
+    validation = fit_combination(cache, out, val, va_text, enc_val, cfg)
     summary = {
         "config": asdict(cfg),
         "smoke": bool(args.smoke),
         "train_examples": len(train),
         "train_classes": dict(sorted(Counter(tr_y).items())),
-        "val_examples": len(val),
-        "encoder_val_top1": round(enc_acc, 4),
-        "lm_val_top1_sample": round(lm_acc, 4),
-        "combined_val_top1_sample": round(comb_acc, 4),
-        "val_sample": n_pick,
-        "weights": asdict(weights),
+        **validation,
         "lora_seconds": round(lora_s, 1),
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in log])) if log else 0.0, 2),
         "final_loss_mean_last_10": round(float(np.mean([r["loss"] for r in log[-10:]])) if log else 0.0, 4),
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "adapter_sha256": lmmod.adapter_hash(out / "adapter"),
     }
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card(summary))
+    write_summary(out, summary)
     print(json.dumps(summary, indent=2))
     return 0
 
 
+def top1(probs: np.ndarray, y: Sequence[str]) -> float:
+    labels = lmmod.labels()
+    return float(np.mean([labels[j] == c for j, c in zip(probs.argmax(1), y, strict=True)]))
+
+
 def fit_combination(
     cache: Path, out: Path, val: list[Example], va_text: list[str], enc_val: np.ndarray, cfg: TrainConfig
-) -> tuple[Weights, float, float, int]:
-    """Weights of LM, encoder and signatures on a class-balanced validation sample; writes combiner.json."""
+) -> dict[str, Any]:
+    """Weights of LM, encoder and signatures on a class-balanced validation sample; writes combiner.json and
+    returns the validation part of training.json."""
     labels = lmmod.labels()
     va_y = [e.root_cause for e in val]
     tuned = lmmod.LoadedLM.load(cache, out / "adapter")
@@ -297,8 +297,19 @@ def fit_combination(
     ys = [va_y[i] for i in pick]
     weights, comb_acc = fit_weights(labels, ys, lm_p, enc_val[pick], sig_p)
     weights.save(out / "combiner.json")
-    lm_acc = float(np.mean([labels[j] == c for j, c in zip(lm_p.argmax(1), ys, strict=True)]))
-    return weights, comb_acc, lm_acc, len(pick)
+    return {
+        "val_examples": len(val),
+        "encoder_val_top1": round(top1(enc_val, va_y), 4),
+        "lm_val_top1_sample": round(top1(lm_p, ys), 4),
+        "combined_val_top1_sample": round(comb_acc, 4),
+        "val_sample": len(pick),
+        "weights": asdict(weights),
+    }
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(summary))
 
 
 def refit_combiner(data: Path, out: Path, cache: Path) -> int:
@@ -309,21 +320,10 @@ def refit_combiner(data: Path, out: Path, cache: Path) -> int:
     val = load_split(data / "val.jsonl")
     va_text = _render_all(val, "val")
     enc_val = Head.load(out / "encoder_head.npz").proba(embed(load_encoder(), va_text, progress=True))
-    labels = lmmod.labels()
-    enc_acc = float(np.mean([labels[i] == e.root_cause for i, e in zip(enc_val.argmax(1), val, strict=True)]))
-    weights, comb_acc, lm_acc, n_pick = fit_combination(cache, out, val, va_text, enc_val, cfg)
-    summary |= {
-        "val_examples": len(val),
-        "encoder_val_top1": round(enc_acc, 4),
-        "lm_val_top1_sample": round(lm_acc, 4),
-        "combined_val_top1_sample": round(comb_acc, 4),
-        "val_sample": n_pick,
-        "weights": asdict(weights),
-    }
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card(summary))
-    print(json.dumps({k: summary[k] for k in ("encoder_val_top1", "lm_val_top1_sample", "combined_val_top1_sample",
-                                              "weights")}, indent=2))  # fmt: skip
+    validation = fit_combination(cache, out, val, va_text, enc_val, cfg)
+    summary |= validation
+    write_summary(out, summary)
+    print(json.dumps(validation, indent=2))
     return 0
 
 
