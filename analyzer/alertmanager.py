@@ -42,7 +42,11 @@ class Alert(BaseModel):
 
     @property
     def job(self) -> str | None:
-        return next((self.labels[k] for k in JOB_LABELS if self.labels.get(k)), None)
+        return self.job_of(self.labels)
+
+    @staticmethod
+    def job_of(labels: dict[str, str]) -> str | None:
+        return next((labels[k] for k in JOB_LABELS if labels.get(k)), None)
 
     @property
     def cluster(self) -> str:

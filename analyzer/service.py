@@ -201,9 +201,22 @@ class AnalyzerService:
         ).all()
         for r in rows:
             onset = _utc(r.onset)
-            if onset is None or abs(starts - onset) <= CORRELATION_WINDOW:
-                return int(r.id)
+            if onset is not None and abs(starts - onset) > CORRELATION_WINDOW:
+                continue
+            if alert.job and not self._joins_job_alert(c, int(r.id), alert.job):
+                continue
+            return int(r.id)
         return None
+
+    @staticmethod
+    def _joins_job_alert(c: Connection, iid: int, job: str) -> bool:
+        """A job's alert joins an incident about that job, or one rooted in a node (an alert naming no job):
+        two jobs failing side by side on a shared node are two incidents unless the node itself is at fault."""
+        alerts = [
+            Alert.job_of(r.labels)
+            for r in c.execute(select(incident_alerts.c.labels).where(incident_alerts.c.incident_id == iid))
+        ]
+        return not alerts or job in alerts or None in alerts
 
     def _open_incident(self, c: Connection, alert: Alert) -> int:
         t = now()

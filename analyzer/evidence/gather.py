@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 
 from hpcmind.contract import EvidenceBundle
 
@@ -102,15 +102,21 @@ def job_record(series: list[dict[str, Any]], job: str) -> dict[str, Any] | None:
 def gather_logs(
     store: Store, nodes: list[str], jobs: list[str], start: datetime, end: datetime
 ) -> tuple[list[dict[str, Any]], EvidenceItem]:
-    conds: list[ColumnElement[bool]] = []
+    on_node: list[ColumnElement[bool]] = []
     for n in nodes:
-        conds += [log_lines.c.source.like(f"node/{n}/%"), log_lines.c.line.like(f"%{n}%")]
+        on_node += [log_lines.c.source.like(f"node/{n}/%"), log_lines.c.line.like(f"%{n}%")]
+    conds: list[ColumnElement[bool]] = []
+    if on_node:
+        # another job's own output names the shared node too (slurmstepd-node01: ...): it is that job's evidence
+        conds.append(
+            and_(or_(*on_node), not_(log_lines.c.source.like("job/%")), not_(log_lines.c.source.like("slurm/%")))
+        )
     for j in jobs:
         conds += [
             log_lines.c.source == f"job/{j}",
             log_lines.c.source.like(f"job/{j}/%"),
             log_lines.c.source == f"slurm/{j}",
-            log_lines.c.line.like(f"%JobId={j}%"),
+            *(log_lines.c.line.like(f"%JobId={j}{end}") for end in (" %", "", ".%", "(%")),  # not JobId=42 for 4
         ]
     q = f"log_lines where source/line names {nodes + jobs}"
     item = EvidenceItem("logs", q, start.isoformat(), end.isoformat(), "", "no_data")

@@ -4,8 +4,8 @@
 
 Per step each rank publishes astro_train_* gauges (step time, data wait, samples/s, loss, gradient norm,
 memory) on its own /metrics port and drops a file_sd target file beside Prometheus, so a Slurm job is scraped
-from the moment it starts. Rank 0 checkpoints every epoch (model, optimiser, epoch) and a restarted job
-resumes from it. Faults on demand fail the way real jobs fail:
+from the moment it starts; at exit it waits for one last scrape so short runs are seen. Rank 0 checkpoints
+every epoch (model, optimiser, epoch) and a restarted job resumes from it. Faults on demand fail the way real jobs fail:
   host-oom   allocate host memory past the job's limit (the cgroup OOM killer ends it: OUT_OF_MEMORY)
   nan        the learning rate explodes: the loss turns NaN and the job stops with FloatingPointError
   hang       rank 1 stops joining collectives: the others time out in the collective (gloo/NCCL timeout)
@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--collective-timeout", type=float, default=60.0, help="seconds before a stuck collective fails")
     p.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
     p.add_argument("--targets-dir", type=Path, default=None, help="Prometheus file_sd directory (default: none)")
+    p.add_argument(
+        "--final-scrape-wait",
+        type=float,
+        default=30.0,
+        help="with --targets-dir: seconds to wait at exit for Prometheus to scrape the last values",
+    )
     p.add_argument("--smoke", action="store_true", help="a seconds-long run: 512 curves, 1 epoch")
     a = p.parse_args(argv)
     if a.smoke:  # four steps per rank on two ranks; a requested fault strikes at the second
@@ -70,6 +77,9 @@ class Metrics:
         self.steps = Counter("astro_train_steps", "Training steps completed.", names, registry=self.registry).labels(
             **labels
         )
+        self._scraped = threading.Condition()
+        self._last_scrape = 0.0
+        self.registry.register(self)  # collect() below notes each scrape; it adds no series
         server, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
         self.port = server.server_port
         self.target: Path | None = None
@@ -79,6 +89,23 @@ class Metrics:
             tmp = self.target.with_suffix(".tmp")
             tmp.write_text(json.dumps([{"targets": [f"{socket.gethostname()}:{self.port}"], "labels": labels}]))
             tmp.rename(self.target)  # Prometheus never reads a half-written file
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        with self._scraped:
+            self._last_scrape = time.monotonic()
+            self._scraped.notify_all()
+        return []
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (bounded) for one scrape after the last update, so a short job's final values reach Prometheus."""
+        if self.target is None:
+            return False
+        since = time.monotonic()
+        with self._scraped:
+            return self._scraped.wait_for(lambda: self._last_scrape > since, timeout)
 
     def close(self) -> None:
         if self.target is not None:
@@ -116,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, world)))
     job = os.environ.get("SLURM_JOB_ID", "local")
-    labels = {"job_id": job, "rank": str(rank), "hostname": socket.gethostname(), "workload": "transitnet"}
+    node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()  # Slurm's node name, as in squeue
+    labels = {"job_id": job, "rank": str(rank), "hostname": node, "workload": "transitnet"}
     metrics = Metrics(a.metrics_port + (local if a.metrics_port else 0), labels, a.targets_dir)
 
     def log(msg: str) -> None:
@@ -193,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"step_time={dt:.3f} data_wait={wait:.3f}"
                 )
             if not np.isfinite(lv):
+                metrics.flush(a.final_scrape_wait)  # the NaN loss is what the alert needs to see
                 metrics.close()
                 raise FloatingPointError(f"Loss is {lv} at step {step}: training diverged, stopping")
             t_wait = time.perf_counter()
@@ -203,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"epoch {epoch} done")
     if rank == 0:
         (a.out / "summary.json").write_text(json.dumps({"steps": step, "epochs": epochs, "world": world}) + "\n")
+    metrics.flush(a.final_scrape_wait)
     metrics.close()
     if world > 1:
         dist.destroy_process_group()

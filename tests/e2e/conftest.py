@@ -1,10 +1,80 @@
 from __future__ import annotations
 
-import pytest
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
+import uvicorn
+
+from analyzer.app import create_app
 from hpcmind.settings import Settings, load_settings
+from tests.conftest import ROOT
+from tests.standins.grafana import GrafanaStandIn
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings()
+
+
+@dataclass
+class Stack:
+    base: str  # the analyzer
+    headers: dict[str, str]
+    grafana: GrafanaStandIn
+    prometheus: str
+    targets: Path  # Prometheus' file_sd directory
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return list(httpx.get(self.base + "/api/v1/incidents", headers=self.headers).json()["items"])
+
+
+@contextmanager
+def analyzer_stack(settings: Settings, db: Path) -> Iterator[Stack]:
+    """The analyzer in process (SQLite at `db`, Grafana stand-in) behind the real Prometheus and Alertmanager
+    `hpcmind services up` started, with the shipped alert rules loaded for the duration."""
+    grafana = GrafanaStandIn(token="testtoken").start()
+    prom_url = f"http://127.0.0.1:{settings.prometheus.port}"
+    s = settings.model_copy(
+        update={
+            "analyzer": settings.analyzer.model_copy(
+                update={
+                    "database_url": f"sqlite:///{db}",
+                    "grafana_url": grafana.url,
+                    "grafana_token": type(settings.analyzer.grafana_token)("testtoken"),
+                    "prometheus_url": prom_url,
+                }
+            )
+        }
+    )
+    a = s.analyzer
+    server = uvicorn.Server(uvicorn.Config(create_app(s), host=a.host, port=a.port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://{a.host}:{a.port}"
+    prom = settings.services.run_dir / "prometheus"
+    rules = list((ROOT / "prometheus" / "rules").glob("*.yml"))
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        for f in rules:
+            shutil.copy(f, prom / "rules" / f.name)
+        httpx.post(prom_url + "/-/reload")
+        yield Stack(base, {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}, grafana, prom_url,
+                    prom / "targets")  # fmt: skip
+    finally:
+        server.should_exit = True
+        for f in rules:
+            (prom / "rules" / f.name).unlink(missing_ok=True)
+        httpx.post(prom_url + "/-/reload")
+        grafana.stop()

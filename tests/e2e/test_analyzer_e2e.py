@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 
-from analyzer.app import create_app
 from collector.guard import GuardedCollector
 from collector.logship import HttpPublisher, LogRecord, LogShipper, record_id
 from collector.server import MetricsServer
 from collector.sources.simulator import SimulatorSource
 from hpcmind.settings import Settings
 from simulator.scenario import parse_scenario
-from tests.conftest import ROOT
+from tests.e2e.conftest import Stack, analyzer_stack
 from tests.standins.grafana import GrafanaStandIn
 
 FAULT_AT = 65.0  # GPUMissing compares with a minute ago: the GPU must have reported for a minute first
@@ -41,25 +37,13 @@ def ours_annotated(grafana: GrafanaStandIn) -> list[dict[str, Any]]:
 
 
 def test_gpu_off_the_bus_under_a_multinode_job(settings: Settings, tmp_path: Any) -> None:
-    grafana = GrafanaStandIn(token="testtoken").start()
-    s = settings.model_copy(
-        update={
-            "analyzer": settings.analyzer.model_copy(
-                update={
-                    "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
-                    "grafana_url": grafana.url,
-                    "grafana_token": type(settings.analyzer.grafana_token)("testtoken"),
-                    "prometheus_url": f"http://127.0.0.1:{settings.prometheus.port}",
-                }
-            )
-        }
-    )
-    a = s.analyzer
-    server = uvicorn.Server(uvicorn.Config(create_app(s), host=a.host, port=a.port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://{a.host}:{a.port}"
-    h = {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}
-    shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", a.api_token.get_secret_value()))
+    with analyzer_stack(settings, tmp_path / "e2e.db") as stack:
+        run_xid79(settings, stack)
+
+
+def run_xid79(settings: Settings, stack: Stack) -> None:
+    base, h, grafana = stack.base, stack.headers, stack.grafana
+    shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", settings.analyzer.api_token.get_secret_value()))
     seq = itertools.count()
 
     def on_log(t: float, source: str, line: str) -> None:
@@ -95,19 +79,9 @@ def test_gpu_off_the_bus_under_a_multinode_job(settings: Settings, tmp_path: Any
     )
     src = SimulatorSource(scen, on_log=on_log, name="sim-e2e")
     metrics = MetricsServer(GuardedCollector([src]).collect, port=0)
-    prom = settings.services.run_dir / "prometheus"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        for f in (ROOT / "prometheus" / "rules").glob("*.yml"):
-            shutil.copy(f, prom / "rules" / f.name)
-        httpx.post(f"http://127.0.0.1:{settings.prometheus.port}/-/reload")
         metrics.start()
-        (prom / "targets" / "e2e-xid79.json").write_text(
+        (stack.targets / "e2e-xid79.json").write_text(
             json.dumps([{"targets": [f"127.0.0.1:{metrics.port}"], "labels": {"cluster": "e2e"}}])
         )
         shipper.start()
@@ -125,15 +99,10 @@ def test_gpu_off_the_bus_under_a_multinode_job(settings: Settings, tmp_path: Any
         time.sleep(3)  # the cascade keeps firing (the job fails): it must not open a second incident
         items = ours(httpx.get(base + "/api/v1/incidents", headers=h).json()["items"])
     finally:
-        (prom / "targets" / "e2e-xid79.json").unlink(missing_ok=True)
+        (stack.targets / "e2e-xid79.json").unlink(missing_ok=True)
         src.stop()
         metrics.stop()
         shipper.stop()
-        server.should_exit = True
-        for f in (ROOT / "prometheus" / "rules").glob("*.yml"):
-            (prom / "rules" / f.name).unlink(missing_ok=True)
-        httpx.post(f"http://127.0.0.1:{settings.prometheus.port}/-/reload")
-        grafana.stop()
     truth = src.sim.truth[0]
     assert truth.root_cause == "gpu_hardware_fault" and truth.job == str(job.id)
     assert len(items) == 1, items

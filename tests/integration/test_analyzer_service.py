@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,8 @@ from analyzer.service import AnalyzerService
 from analyzer.store import Store
 from hpcmind.services.catalog import postgres_url
 from hpcmind.settings import Settings, load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.unit.test_analyzer_app import FAILED, HANG, OTHER, TOKEN, XID, payload
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from analyzer.rca.lm import labels
 from analyzer.rca.openai_engine import OpenAIEngine
 from hpcmind.contract import parse_bundle
 from hpcmind.taxonomy import UNKNOWN
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 BUNDLE = {
     "alert": {"labels": {"alertname": "GPUXidError", "Hostname": "gpu-a01", "gpu": "3"}},
@@ -36,18 +35,12 @@ BUNDLE = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     merged = tmp_path_factory.mktemp("merged")
     res = run_cli("train", "export", "--out", str(merged), timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).parent / "transformers"
     proc = subprocess.Popen(
         [str(exe), "serve", str(merged), "--host", "127.0.0.1", "--port", str(port)],
@@ -103,7 +96,7 @@ def test_merged_model_served_remotely_agrees_with_in_process_model(server: tuple
 
 
 def test_unreachable_endpoint_falls_back_to_signatures_and_says_so() -> None:
-    engine = OpenAIEngine(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=2)
+    engine = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", timeout=2)
     d = engine.diagnose(parse_bundle(BUNDLE))
     engine.close()
     assert d.root_cause == "gpu_hardware_fault" and "endpoint failed" in d.model

@@ -187,6 +187,29 @@ def test_cascade_correlates_and_unrelated_alert_is_separate(client: TestClient) 
     assert set(detail["entities"]["nodes"]) == {"gpu-a012", "gpu-a013"}
 
 
+def test_jobs_on_a_shared_node_are_separate_unless_the_node_is_at_fault(client: TestClient) -> None:
+    def job_alert(name: str, job: str, fp: str) -> dict[str, Any]:
+        labels = {"job_id": job, "name": "transitnet-train", "nodes": "node01", "state": name}
+        return alert(f"SlurmJob{name}", labels, fp, causes="host_oom")
+
+    # two jobs sharing node01 fail for their own reasons: two incidents, not one
+    client.post("/api/v1/alertmanager", json=payload(job_alert("OutOfMemory", "11", "j11")), headers=H)
+    client.post("/api/v1/alertmanager", json=payload(job_alert("Failed", "12", "j12")), headers=H)
+    wait_for(lambda: len(incidents(client)) == 2)
+    # the node goes down: its node-scoped alert joins an open incident on node01, and a third job's failure
+    # then joins that node-rooted incident (the node took the job with it)
+    down = alert("NodeDown", {"instance": "node01"}, "n01", starts="2026-11-21T10:01:00Z")
+    client.post("/api/v1/alertmanager", json=payload(down), headers=H)
+    client.post("/api/v1/alertmanager", json=payload(job_alert("NodeFail", "13", "j13")), headers=H)
+    time.sleep(0.5)
+    items = incidents(client)
+    assert len(items) == 2
+    jobs = sorted(
+        sorted(client.get(f"/api/v1/incidents/{i['id']}", headers=H).json()["entities"]["jobs"]) for i in items
+    )
+    assert jobs == [["11", "13"], ["12"]]
+
+
 def test_resolved_alerts_close_the_incident(client: TestClient) -> None:
     client.post("/api/v1/alertmanager", json=payload(OTHER), headers=H)
     wait_for(lambda: incidents(client, state="open"))

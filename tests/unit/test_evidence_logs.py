@@ -1,0 +1,39 @@
+"""Which stored log lines belong to an incident: its nodes' own logs and its jobs' output, not a neighbour job's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from analyzer.evidence.gather import gather_logs
+from analyzer.store import Store, log_lines
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+LINES = [
+    ("node/node01/kernel", "Out of memory: Killed process 4242 (python3) total-vm:8123456kB"),
+    ("job/2", "slurmstepd-node01: error: Detected 1 oom-kill event(s) in StepId=2.batch."),
+    ("slurm/2", "JobId=2 JobName=transitnet-train JobState=OUT_OF_MEMORY NodeList=node01"),
+    ("job/4", "RuntimeError: ... Timed out waiting 30000ms for send operation to complete"),
+    ("job/4/rank1", "[rank1] entering a long host-side computation"),
+    ("slurm/4", "JobId=4 JobName=transitnet-train JobState=FAILED NodeList=node01"),
+    ("slurmctld", "_job_complete: JobId=4 WEXITSTATUS 1"),
+    ("slurmctld", "sched: Allocate JobId=42 NodeList=node03 #CPUs=2 Partition=debug"),
+    ("node/node02/kernel", "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus"),
+]
+
+
+def test_a_job_incident_on_a_shared_node_gets_its_own_lines_and_the_node_s(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    with store.tx() as c:
+        c.execute(
+            log_lines.insert(),
+            [{"id": f"l{i}", "ts": T0, "source": s, "line": ln} for i, (s, ln) in enumerate(LINES)],
+        )
+    logs, item = gather_logs(store, ["node01"], ["4"], T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
+    got = {x["source"] for x in logs}
+    assert got == {"node/node01/kernel", "job/4", "job/4/rank1", "slurm/4", "slurmctld"}
+    assert item.status == "success" and item.series == 5
+    # a node-scoped incident sees the node's lines and no job's output
+    logs, _ = gather_logs(store, ["node02"], [], T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
+    assert [x["source"] for x in logs] == ["node/node02/kernel"]
+    store.close()
