@@ -1,4 +1,4 @@
-"""`hpcmind workloads run|submit transitnet`: locally under torchrun, or as a real Slurm job."""
+"""`hpcmind workloads run|submit transitnet|astrocode`: locally, or as a real Slurm job."""
 
 from __future__ import annotations
 
@@ -11,11 +11,22 @@ from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
 
 SBATCH = Path(__file__).resolve().parent / "slurm"
+FAULTS = {
+    "transitnet": ("none", "host-oom", "nan", "hang", "slow-data", "crash", "timeout"),
+    "astrocode": ("none", "overload"),
+}
 # a memory limit the host-oom fault overruns within seconds (cgroup enforcement ends the job OUT_OF_MEMORY)
 FAULT_SBATCH = {"host-oom": ["--mem=1200M"], "timeout": ["--time=00:01:00"]}
 
 
-def train_args(fault: str, smoke: bool, targets: Path | None) -> list[str]:
+def check(workload: str, fault: str) -> None:
+    if workload not in FAULTS:
+        raise UsageError(f"workload {workload!r}: expected one of {', '.join(FAULTS)}")
+    if fault not in FAULTS[workload]:
+        raise UsageError(f"--fault {fault}: {workload} knows {', '.join(FAULTS[workload])}")
+
+
+def job_args(workload: str, fault: str, smoke: bool, targets: Path | None) -> list[str]:
     args = ["--fault", fault]
     if smoke:
         args.append("--smoke")
@@ -27,18 +38,19 @@ def train_args(fault: str, smoke: bool, targets: Path | None) -> list[str]:
 
 
 def run_local(workload: str, fault: str, smoke: bool, out: Path, nproc: int = 2) -> int:
-    if workload != "transitnet":
-        raise UsageError(f"workloads run {workload}: only transitnet runs locally so far")
+    check(workload, fault)
+    if workload == "astrocode":
+        cmd = [sys.executable, "-m", "astro_workloads.astrocode.job", *job_args(workload, fault, smoke, None)]
+        return subprocess.call(cmd)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
-    cmd += ["-m", "astro_workloads.transitnet.train", "--out", str(out), *train_args(fault, smoke, None)]
+    cmd += ["-m", "astro_workloads.transitnet.train", "--out", str(out), *job_args(workload, fault, smoke, None)]
     return subprocess.call(cmd)
 
 
 def submit(settings: Settings, workload: str, fault: str, smoke: bool, out_dir: Path) -> str:
     from hpcmind.services.catalog import Prometheus, Slurm
 
-    if workload != "transitnet":
-        raise UsageError(f"workloads submit {workload}: only transitnet is built so far")
+    check(workload, fault)
     slurm = Slurm(settings)
     if not slurm.conf.exists():
         raise UsageError(f"{slurm.conf}: no local Slurm; start it with `hpcmind services up slurm`")
@@ -48,11 +60,11 @@ def submit(settings: Settings, workload: str, fault: str, smoke: bool, out_dir: 
         **os.environ,
         **slurm.env(),
         "HPCMIND_PYTHON": sys.executable,
-        "TRANSITNET_OUT": str(out_dir / "run"),
+        "TRANSITNET_RUNS": str(out_dir),  # checkpoints in <dir>/transitnet-<job id>: a requeued job resumes
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     cmd = ["sbatch", "--parsable", "-o", str(out_dir / "%x-%j.out"), *FAULT_SBATCH.get(fault, [])]
-    cmd += [str(SBATCH / "transitnet.sbatch"), *train_args(fault, smoke, targets)]
+    cmd += [str(SBATCH / f"{workload}.sbatch"), *job_args(workload, fault, smoke, targets)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise UsageError(f"sbatch: {res.stderr.strip() or res.stdout.strip()}")

@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("action", choices=["run", "submit"])
     w.add_argument("workload", choices=["transitnet", "astrocode"])
     w.add_argument(
-        "--fault", default="none", choices=["none", "host-oom", "nan", "hang", "slow-data", "crash", "timeout"]
+        "--fault",
+        default="none",
+        help="transitnet: host-oom, nan, hang, slow-data, crash, timeout; astrocode: overload",
     )
     w.add_argument("--smoke", action="store_true", help="a seconds-long run")
     w.add_argument("--out", type=Path, default=Path("/tmp/hpcmind-workloads"), metavar="DIR")

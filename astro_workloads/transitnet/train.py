@@ -21,13 +21,14 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..scrape import ScrapeTarget
 
 FAULTS = ("none", "host-oom", "nan", "hang", "slow-data", "crash", "timeout")
 
@@ -77,39 +78,15 @@ class Metrics:
         self.steps = Counter("astro_train_steps", "Training steps completed.", names, registry=self.registry).labels(
             **labels
         )
-        self._scraped = threading.Condition()
-        self._last_scrape = 0.0
-        self.registry.register(self)  # collect() below notes each scrape; it adds no series
         server, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
         self.port = server.server_port
-        self.target: Path | None = None
-        if targets_dir is not None:
-            targets_dir.mkdir(parents=True, exist_ok=True)
-            self.target = targets_dir / f"workloads-transitnet-{labels['job_id']}-{labels['rank']}.json"
-            tmp = self.target.with_suffix(".tmp")
-            tmp.write_text(json.dumps([{"targets": [f"{socket.gethostname()}:{self.port}"], "labels": labels}]))
-            tmp.rename(self.target)  # Prometheus never reads a half-written file
-
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> list[Any]:
-        with self._scraped:
-            self._last_scrape = time.monotonic()
-            self._scraped.notify_all()
-        return []
+        self.target = ScrapeTarget(self.registry, f"{socket.gethostname()}:{self.port}", labels, targets_dir)
 
     def flush(self, timeout: float) -> bool:
-        """Wait (bounded) for one scrape after the last update, so a short job's final values reach Prometheus."""
-        if self.target is None:
-            return False
-        since = time.monotonic()
-        with self._scraped:
-            return self._scraped.wait_for(lambda: self._last_scrape > since, timeout)
+        return self.target.flush(timeout)
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.unlink(missing_ok=True)
+        self.target.close()
 
 
 def _rss_bytes() -> float:

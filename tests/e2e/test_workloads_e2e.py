@@ -1,6 +1,7 @@
-"""TransitNet as real Slurm jobs through the whole pipeline, no simulator anywhere.
+"""The astro workloads as real Slurm jobs through the whole pipeline, no simulator anywhere.
 
-Four jobs run side by side on the local Slurm node: a normal run, and `--fault host-oom`, `nan` and `hang`.
+Six jobs run side by side on the local Slurm node: TransitNet normal and with `--fault host-oom`, `nan` and
+`hang`; AstroCode serving a few requests, and overloaded by its load generator.
 `hpcmind collect --source slurm` (a real subprocess) reports job states and ships the jobs' output files to the
 analyzer; Prometheus scrapes it and the ranks' own /metrics (file_sd); the shipped rules fire through
 Alertmanager; the analyzer must name the right root cause for each failed job, quote the line that proves it,
@@ -9,11 +10,14 @@ and open nothing for the normal run.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +29,12 @@ from hpcmind.settings import Settings
 from tests.conftest import ROOT, free_port
 from tests.e2e.conftest import Stack, analyzer_stack
 
-# fault -> (root cause, Slurm end state, a line the evidence must quote)
+# fault -> (root cause, Slurm end state, what the quoted evidence must say: any of these)
 CHAINS = {
-    "host-oom": ("host_oom", "OUT_OF_MEMORY", "oom-kill event"),
-    "nan": ("numerical_divergence", "FAILED", "loss=nan"),
-    "hang": ("collective_hang", "FAILED", "Timed out waiting"),
+    "host-oom": ("host_oom", "OUT_OF_MEMORY", ("oom-kill event",)),
+    "nan": ("numerical_divergence", "FAILED", ("loss=nan", "Loss is nan")),
+    # gloo words its collective timeout by where it was caught
+    "hang": ("collective_hang", "FAILED", ("Timed out waiting", "timeout caused pair closure")),
 }
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
 DEADLINE = 240.0  # the hang needs its 30 s collective timeout; two real cores run all four jobs at once
@@ -47,8 +52,15 @@ def job_state(settings: Settings, job: str) -> str:
     return out.split("JobState=")[1].split()[0] if "JobState=" in out else "?"
 
 
+@dataclass
+class Chains:
+    stack: Stack
+    jobs: dict[str, str]  # fault (or "none", "serve", "overload") -> Slurm job id
+    out: Path  # the jobs' output files
+
+
 @pytest.fixture(scope="module")
-def chains(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+def chains(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chains]:
     tmp = tmp_path_factory.mktemp("workloads")
     out = Slurm(settings).dir / "jobs" / f"e2e-{os.getpid()}"
     port = free_port()
@@ -63,9 +75,14 @@ def chains(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         jobs: dict[str, str] = {}
         try:
             target.write_text(f'[{{"targets": ["127.0.0.1:{port}"], "labels": {{"cluster": "local"}}}}]')
+            jobs["serve"] = submit(settings, "astrocode", "none", True, out)
             for fault in ("none", *CHAINS):
                 jobs[fault] = submit(settings, "transitnet", fault, True, out)
-            yield stack, jobs
+            # the overload gets the two cores' decoding to itself once the light server is done, or the light
+            # one would be overloaded too (and rightly diagnosed so)
+            wait_until_ended(settings, jobs["serve"])
+            jobs["overload"] = submit(settings, "astrocode", "overload", False, out)
+            yield Chains(stack, jobs, out)
         finally:
             target.unlink(missing_ok=True)
             collector.terminate()
@@ -86,11 +103,9 @@ def incident_for(stack: Stack, job: str) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("fault", list(CHAINS))
-def test_a_failing_job_is_diagnosed_from_its_own_evidence(
-    settings: Settings, chains: tuple[Stack, dict[str, str]], fault: str
-) -> None:
-    stack, jobs = chains
-    cause, state, quote = CHAINS[fault]
+def test_a_failing_job_is_diagnosed_from_its_own_evidence(settings: Settings, chains: Chains, fault: str) -> None:
+    stack, jobs = chains.stack, chains.jobs
+    cause, state, quotes = CHAINS[fault]
     job = jobs[fault]
     wait_until_ended(settings, job)
     deadline = time.monotonic() + 30  # the end-state alert follows the job's end within a few seconds
@@ -103,14 +118,12 @@ def test_a_failing_job_is_diagnosed_from_its_own_evidence(
     detail = httpx.get(f"{stack.base}/api/v1/incidents/{inc['id']}", headers=stack.headers).json()
     assert detail["root_cause"] == cause, detail["diagnosis"]
     assert detail["culprit"]["job"] == job and detail["culprit"]["node"] == settings.slurm.node_name
-    assert any(quote in e for e in detail["diagnosis"]["evidence"]), detail["diagnosis"]["evidence"]
+    assert any(q in e for q in quotes for e in detail["diagnosis"]["evidence"]), detail["diagnosis"]["evidence"]
     assert job in detail["entities"]["jobs"] and set(detail["entities"]["jobs"]) == {job}
 
 
-def test_a_normal_run_completes_is_scraped_and_raises_nothing(
-    settings: Settings, chains: tuple[Stack, dict[str, str]]
-) -> None:
-    stack, jobs = chains
+def test_a_normal_run_completes_is_scraped_and_raises_nothing(settings: Settings, chains: Chains) -> None:
+    stack, jobs = chains.stack, chains.jobs
     job = jobs["none"]
     wait_until_ended(settings, job)
     assert job_state(settings, job) == "COMPLETED"
@@ -120,3 +133,30 @@ def test_a_normal_run_completes_is_scraped_and_raises_nothing(
     assert all(float(s["value"][1]) == 4 for s in steps)
     assert promql(stack, f'max_over_time(astro_train_samples_per_second{{job_id="{job}"}}[10m]) > 0')
     assert incident_for(stack, job) is None
+
+
+def test_astrocode_serves_and_counts_every_request_it_was_sent(settings: Settings, chains: Chains) -> None:
+    stack, jobs = chains.stack, chains.jobs
+    job = jobs["serve"]
+    wait_until_ended(settings, job)
+    assert job_state(settings, job) == "COMPLETED"
+    log = (chains.out / f"astrocode-serve-{job}.out").read_text()
+    load = json.loads(log.split("astrocode: load ", 1)[1].splitlines()[0])
+    assert load["sent"] >= 1 and load["ok"] == load["sent"]
+    done = promql(stack, f'sum(max_over_time(vllm:request_success_total{{job_id="{job}"}}[10m]))')
+    assert float(done[0]["value"][1]) == load["sent"]
+    assert incident_for(stack, job) is None
+
+
+def test_astrocode_overload_raises_the_inference_alert_and_is_diagnosed(settings: Settings, chains: Chains) -> None:
+    stack, jobs = chains.stack, chains.jobs
+    job = jobs["overload"]
+    deadline = time.monotonic() + DEADLINE
+    while (inc := incident_for(stack, job)) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert inc is not None, f"no incident for the overloaded server (job {job}) within {DEADLINE:.0f}s"
+    detail = httpx.get(f"{stack.base}/api/v1/incidents/{inc['id']}", headers=stack.headers).json()
+    assert detail["root_cause"] == "inference_overload", detail["diagnosis"]
+    assert {a["alertname"] for a in detail["alerts"]} <= {"InferenceQueueGrowing", "InferenceTTFTHigh",
+                                                          "InferenceKVCacheSaturated"}  # fmt: skip
+    assert detail["culprit"]["job"] == job and detail["culprit"]["node"] == settings.slurm.node_name

@@ -33,8 +33,8 @@ def test_help_lists_every_subcommand() -> None:
     [
         (["train"], "required: WHAT"),
         (["train", "dataset", "--runs", "2"], "--runs: at least 5"),
-        (["workloads", "run", "astrocode"], "only transitnet"),
-        (["workloads", "run", "transitnet", "--fault", "meteor"], "invalid choice: 'meteor'"),
+        (["workloads", "run", "astrocode", "--fault", "nan"], "--fault nan: astrocode knows none, overload"),
+        (["workloads", "run", "transitnet", "--fault", "meteor"], "--fault meteor: transitnet knows none, host-oom"),
     ],
 )
 def test_train_and_workloads_reject_bad_usage_in_one_line(args: list[str], says: str) -> None:
