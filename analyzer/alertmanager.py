@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .rca.culprit import JOB_LABELS
+from .rca.focus import JOB_LABELS
 from .rca.metric_rules import host_of
 
 

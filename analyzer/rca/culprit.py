@@ -8,14 +8,11 @@ from collections.abc import Sequence
 from hpcmind.contract import Culprit, EvidenceBundle
 
 from .findings import Finding
+from .focus import JOB_LABELS, SOURCE_JOB, SOURCE_NODE
 from .localize import first_deviator
 from .metric_rules import host_of
 from .xid import parse_xids
 
-JOB_LABELS = ("job_id", "jobid", "slurm_job_id", "slurmjobid", "hpc_job", "job_id_slurm")
-
-_SOURCE_NODE = re.compile(r"^(?:node|host)/([^/]+)")
-_SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
 _LINE_NODE = [
     # the node slurmstepd runs on; for NODE FAILURE that is a survivor, not the failed node
     re.compile(r"\b(?:JOB|STEP) [\d.]+ ON (\S+) CANCELLED(?!.*NODE FAILURE)"),
@@ -71,9 +68,9 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
             gpus.append(f.labels.get("gpu"))
             jobs += [f.labels.get(k) for k in JOB_LABELS]
         src = f.source or ""
-        if m := _SOURCE_NODE.match(src):
+        if m := SOURCE_NODE.match(src):
             nodes.append(m[1])
-        if m := _SOURCE_JOB.match(src):
+        if m := SOURCE_JOB.match(src):
             jobs.append(m[1])
         line = f.line or ""
         nodes += [m[1] for rx in _LINE_NODE if (m := rx.search(line))]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from hpcmind.contract import EvidenceBundle, LogLine
 from hpcmind.taxonomy import root_cause_ids
 
+from .focus import focus
 from .log_checks import LOG_CHECKS
 from .metric_rules import host_of, metric_hits
 from .signatures import SIGNATURES
@@ -177,4 +178,5 @@ def metric_findings(bundle: EvidenceBundle) -> list[Finding]:
 
 
 def all_findings(bundle: EvidenceBundle) -> list[Finding]:
-    return alert_findings(bundle) + job_findings(bundle) + log_findings(bundle.logs) + metric_findings(bundle)
+    found = alert_findings(bundle) + job_findings(bundle) + log_findings(bundle.logs) + metric_findings(bundle)
+    return focus(bundle, found)

@@ -282,3 +282,24 @@ def test_a_link_that_flapped_and_recovered_is_not_the_fault() -> None:
     assert d.root_cause == "software_error"
     down = ENGINE.diagnose(parse_bundle(logs("mlx5_core 0000:0c:00.0 ib0: Link down", source="node/n1/kernel")))
     assert down.root_cause == "network_fabric"
+
+
+def test_the_alerted_job_s_evidence_outweighs_a_neighbour_incident_in_the_same_window() -> None:
+    # job 11 hangs in a collective on node01; at the same minute job 12 on node02 hits a CUDA OOM (a stronger
+    # signature). The alert names job 11: its hang is the diagnosis, the neighbour's OOM only an alternative.
+    bundle = {
+        "alert": {"labels": {"alertname": "SlurmJobFailed", "job_id": "11", "nodes": "node01"}},
+        "logs": [
+            {"source": "job/12/rank0", "line": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB"},
+            {"source": "job/11/rank0", "line": "RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:598] "
+             "Connection closed by peer [10.0.0.2]:4242; Application timeout caused pair closure"},
+            {"source": "node/node02/kernel", "line": "NVRM: Xid (PCI:0000:3b:00): 31, pid=4242, Ch 00000010, "
+             "intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f0c_00000000."},
+        ],
+    }  # fmt: skip
+    d = ENGINE.diagnose(parse_bundle(bundle))
+    assert d.root_cause == "collective_hang"
+    assert d.culprit.job == "11"
+    # without an alert naming a subject nothing is discounted: the strongest signature wins
+    d = ENGINE.diagnose(parse_bundle({"logs": bundle["logs"]}))
+    assert d.root_cause != "collective_hang"
