@@ -153,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
 
     hog: list[bytearray] = []
     step = 0
+    total_time = total_wait = 0.0
     epochs = a.epochs * (1000 if a.fault == "timeout" else 1)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         t_wait = time.perf_counter()
         for x, target in loader:
             if a.fault == "slow-data" and step >= a.fault_after:
-                time.sleep(0.5)  # a starved input pipeline: a slow filesystem or too few workers
+                time.sleep(1.0)  # a starved input pipeline: a slow filesystem or too few workers
             x, target = x.to(device), target.to(device)
             t0 = time.perf_counter()
             wait = t0 - t_wait
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             step += 1
             dt = time.perf_counter() - t0 + wait
+            total_time, total_wait = total_time + dt, total_wait + wait
             lv = float(loss.detach())
             metrics.step_seconds.set(dt)
             metrics.data_wait.set(wait)
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, tmp)
             tmp.rename(ckpt)
-        log(f"epoch {epoch} done")
+        log(f"epoch {epoch} done: {step} steps, waited for data {total_wait / max(total_time, 1e-9):.0%} of the time")
     if rank == 0:
         (a.out / "summary.json").write_text(json.dumps({"steps": step, "epochs": epochs, "world": world}) + "\n")
     metrics.flush(a.final_scrape_wait)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,12 @@ def test_faults_fail_the_way_real_jobs_fail(tmp_path: Path, fault: str, says: st
     res = run_cli("workloads", "run", "transitnet", "--smoke", "--fault", fault, "--out", str(tmp_path), timeout=300)
     assert res.returncode != 0
     assert says in res.stdout + res.stderr and "ChildFailedError" in res.stderr
+
+
+def test_slow_data_starves_the_steps(tmp_path: Path) -> None:
+    res = run_cli(
+        "workloads", "run", "transitnet", "--smoke", "--fault", "slow-data", "--out", str(tmp_path), timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    shares = [int(m) for m in re.findall(r"waited for data (\d+)% of the time", res.stdout)]
+    assert len(shares) == 2 and min(shares) > 50  # both ranks; TrainingInputStarved fires above 50 %
