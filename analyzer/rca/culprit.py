@@ -80,7 +80,9 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         nodes.append(job.nodes[0])
     if support and not _first(nodes):
         nodes += _nodes_in_job_lines(bundle, _first(jobs))
-    return Culprit(node=_first(nodes), gpu=_first(gpus), job=_first(jobs))
+    # a bus address nothing translated is a last resort: an index named by other evidence is what operators use
+    gpu = _first([g for g in gpus if g and not g.startswith("PCI:")]) or _first(gpus)
+    return Culprit(node=_first(nodes), gpu=gpu, job=_first(jobs))
 
 
 _NCCL_HOST = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]")
