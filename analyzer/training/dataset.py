@@ -203,8 +203,8 @@ def views_of(
         allowed.append("logs_only")
     if b.get("metrics") and ex.root_cause in METRICS_ONLY_OK | {UNKNOWN}:
         allowed.append("metrics_only")
-    if b.get("alert") and any(cs == (ex.root_cause,) for _, cs, _ in alert_rules()):
-        allowed.append("alert_only")
+    if b.get("alert") and b["alert"]["annotations"].get("hpcmind_causes") == ex.root_cause:
+        allowed.append("alert_only")  # only an alert that names one cause is a diagnosis on its own
     if other is not None and b.get("logs") and b.get("alert") and ex.root_cause != UNKNOWN:
         allowed.append("concurrent")  # the alert says which of the two incidents this bundle is about
     for view in rng.sample(allowed, min(n, len(allowed))):
