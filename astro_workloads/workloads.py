@@ -26,7 +26,7 @@ def check(workload: str, fault: str) -> None:
         raise UsageError(f"--fault {fault}: {workload} knows {', '.join(FAULTS[workload])}")
 
 
-def job_args(workload: str, fault: str, smoke: bool, targets: Path | None) -> list[str]:
+def job_args(fault: str, smoke: bool, targets: Path | None) -> list[str]:
     args = ["--fault", fault]
     if smoke:
         args.append("--smoke")
@@ -40,10 +40,10 @@ def job_args(workload: str, fault: str, smoke: bool, targets: Path | None) -> li
 def run_local(workload: str, fault: str, smoke: bool, out: Path, nproc: int = 2) -> int:
     check(workload, fault)
     if workload == "astrocode":
-        cmd = [sys.executable, "-m", "astro_workloads.astrocode.job", *job_args(workload, fault, smoke, None)]
+        cmd = [sys.executable, "-m", "astro_workloads.astrocode.job", *job_args(fault, smoke, None)]
         return subprocess.call(cmd)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
-    cmd += ["-m", "astro_workloads.transitnet.train", "--out", str(out), *job_args(workload, fault, smoke, None)]
+    cmd += ["-m", "astro_workloads.transitnet.train", "--out", str(out), *job_args(fault, smoke, None)]
     return subprocess.call(cmd)
 
 
@@ -64,7 +64,7 @@ def submit(settings: Settings, workload: str, fault: str, smoke: bool, out_dir: 
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     cmd = ["sbatch", "--parsable", "-o", str(out_dir / "%x-%j.out"), *FAULT_SBATCH.get(fault, [])]
-    cmd += [str(SBATCH / f"{workload}.sbatch"), *job_args(workload, fault, smoke, targets)]
+    cmd += [str(SBATCH / f"{workload}.sbatch"), *job_args(fault, smoke, targets)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise UsageError(f"sbatch: {res.stderr.strip() or res.stdout.strip()}")

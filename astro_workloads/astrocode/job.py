@@ -19,10 +19,9 @@ import signal
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 
-import httpx
+from hpcmind.services.proc import http_ok, wait_until
 
 from ..scrape import ScrapeTarget
 from . import loadgen
@@ -65,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(engine, tok), host="0.0.0.0", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_until(lambda: http_ok(url + "/health"), 30, "astrocode server")
     labels = {"job_id": job, "hostname": node, "workload": "astrocode"}
     target = ScrapeTarget(engine.stats.registry, f"{socket.gethostname()}:{port}", labels, a.targets_dir)
     print(f"astrocode: job {job} serving http://{socket.gethostname()}:{port}/v1 fault={a.fault}", flush=True)

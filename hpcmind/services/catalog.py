@@ -19,15 +19,7 @@ from pathlib import Path
 import httpx
 
 from ..settings import Settings
-from .proc import ServiceError, alive, apt_install, read_pid, run, spawn, stop_pidfile, wait_until
-
-
-def _http_ok(url: str, **kw: object) -> tuple[bool, str]:
-    try:
-        r = httpx.get(url, timeout=2.0, **kw)  # type: ignore[arg-type]
-    except httpx.HTTPError as exc:
-        return False, f"{url}: {type(exc).__name__}"
-    return (r.status_code == 200, f"{url}: HTTP {r.status_code}")
+from .proc import ServiceError, alive, apt_install, http_ok, read_pid, run, spawn, stop_pidfile, wait_until
 
 
 def _port_open(port: int) -> tuple[bool, str]:
@@ -139,7 +131,7 @@ class Prometheus(Service):
         )
 
     def check(self) -> tuple[bool, str]:
-        return _http_ok(self.url + "/-/ready")
+        return http_ok(self.url + "/-/ready")
 
 
 class Alertmanager(Service):
@@ -193,7 +185,7 @@ class Alertmanager(Service):
         )
 
     def check(self) -> tuple[bool, str]:
-        return _http_ok(f"http://127.0.0.1:{self.settings.alertmanager.port}/-/ready")
+        return http_ok(f"http://127.0.0.1:{self.settings.alertmanager.port}/-/ready")
 
 
 class Slurm(Service):

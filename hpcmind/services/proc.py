@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
+
 
 class ServiceError(RuntimeError):
     """A service could not be installed, started or stopped; the message says which and why."""
@@ -71,6 +73,15 @@ def stop_pidfile(pidfile: Path) -> bool:
     existed = pidfile.exists()
     pidfile.unlink(missing_ok=True)
     return existed
+
+
+def http_ok(url: str, **kw: object) -> tuple[bool, str]:
+    """A check for `wait_until`: the URL answers 200."""
+    try:
+        r = httpx.get(url, timeout=2.0, **kw)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        return False, f"{url}: {type(exc).__name__}"
+    return (r.status_code == 200, f"{url}: HTTP {r.status_code}")
 
 
 def wait_until(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 import uvicorn
 
 from analyzer.app import create_app
+from hpcmind.services.proc import http_ok, wait_until
 from hpcmind.settings import Settings, load_settings
 from tests.conftest import ROOT
 from tests.standins.grafana import GrafanaStandIn
@@ -61,12 +61,7 @@ def analyzer_stack(settings: Settings, db: Path) -> Iterator[Stack]:
     prom = settings.services.run_dir / "prometheus"
     rules = list((ROOT / "prometheus" / "rules").glob("*.yml"))
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until(lambda: http_ok(base + "/healthz"), 10, "analyzer")
         for f in rules:
             shutil.copy(f, prom / "rules" / f.name)
         httpx.post(prom_url + "/-/reload")

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from astro_workloads.astrocode.engine import Engine
 from astro_workloads.astrocode.server import MODEL_NAME, create_app, load_transformers, vllm_python
+from hpcmind.services.proc import ServiceError, http_ok, wait_until
 from tests.conftest import ROOT, free_port
 
 
@@ -94,14 +94,14 @@ def test_vllm_backend_serves_the_same_api_with_vllm_s_own_metrics(tmp_path: Path
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # engine start: ~30 s eager on 2 cores, more when the suite is busy
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
-        assert proc.poll() is None, log.read_text()[-3000:]
+
+        def exited() -> str | None:
+            return None if proc.poll() is None else f"exit {proc.returncode}"
+
+        try:  # engine start: ~30 s eager on 2 cores, more when the suite is busy
+            wait_until(lambda: http_ok(base + "/health"), 300, "vllm server", exited)
+        except ServiceError as exc:
+            pytest.fail(f"{exc}\n{log.read_text()[-3000:]}")
         chat = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Open a FITS file with astropy."}],
                 "max_tokens": 8}  # fmt: skip
         comp = {"model": MODEL_NAME, "prompt": "import numpy as np\n# bin a light curve", "max_tokens": 8}
