@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.rate <= 0 or a.duration <= 0:
         print("astrocode-loadgen: --rate and --duration must be positive", file=sys.stderr)
         return 2
+    if a.drain is not None and a.drain < 0:
+        print("astrocode-loadgen: --drain must be >= 0 seconds", file=sys.stderr)
+        return 2
     print(json.dumps(asdict(asyncio.run(run(a.url, a.rate, a.duration, a.max_tokens, drain=a.drain)))))
     return 0
 

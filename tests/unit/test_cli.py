@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from hpcmind.cli import SUBCOMMANDS
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -86,3 +88,14 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
     res = run_cli("config", "show", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["kafka"]["topic"] == "from-dotenv"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--rate", "0"], "--rate and --duration must be positive"), (["--drain", "-1"], "--drain must be >= 0")],
+)
+def test_loadgen_rejects_bad_numbers_in_one_line(args: list[str], says: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "astro_workloads.astrocode.loadgen", *args], capture_output=True, text=True, cwd=ROOT
+    )
+    assert res.returncode == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1
