@@ -49,8 +49,14 @@ NEEDS_JOB = {
     "inference_overload",
     "network_fabric",
     "nvlink_error",
+    "storage_io",
 }
 NCCL_TIMEOUT = 600.0
+# A fault that picks its own victim leaves a node alone this long after its last fault: two independent faults
+# on one node within minutes would be one tangled incident, not two (a scenario may still name the node).
+QUIET_SECONDS = 900.0
+# Faults that need ranks talking to each other, or several GPUs on one node.
+MULTI_RANK = {"collective_hang", "network_fabric", "nvlink_error"}
 
 
 @dataclass
@@ -71,6 +77,7 @@ class FaultPlanner:
         self._sched_i = 0
         self._retry: list[ScheduledFault] = []  # scheduled faults still waiting for a target (e.g. a free node)
         self._n = 0
+        self._last_fault: dict[int, float] = {}  # node -> time of its latest fault
         self.injectors: dict[str, Callable[[Ctx], None]] = {c: getattr(self, f"_{c}") for c in root_cause_ids()}
 
     # ------------------------------------------------------------ scheduling
@@ -93,6 +100,12 @@ class FaultPlanner:
         if self.rng.random() < rf.confounders_per_hour * rf.time_compression * sim.tick / 3600:
             self.confounder(t)
 
+    def quiet(self, node: int, t: float) -> bool:
+        """No fault here lately, and no job here still living through one (a job running on with NaN loss)."""
+        return t - self._last_fault.get(node, -np.inf) >= QUIET_SECONDS and not any(
+            j.state == RUNNING and j.effects.get("fault") and node in j.nodes for j in self.sim.jobs.values()
+        )
+
     def _pick_job(self, cause: str, node: int | None) -> Job | None:
         sim = self.sim
         kind = {"inference_overload": ("inference",)}.get(
@@ -106,6 +119,7 @@ class FaultPlanner:
                 "network_fabric",
                 "nvlink_error",
                 "gpu_oom",
+                "storage_io",  # checkpoints and data reads: a training job is what a filesystem fault shows in
             )
             else ("training", "short", "inference"),
         )
@@ -117,11 +131,14 @@ class FaultPlanner:
             and j.uses_gpus
             and not j.effects.get("fault")
             and (node is None or node in j.nodes)
+            and (node is not None or all(self.quiet(n, sim.t) for n in j.nodes))
         ]
+        if cause in MULTI_RANK:
+            jobs = [j for j in jobs if j.ranks > 1]  # a single rank has no collective to hang in
         if cause in ("collective_hang", "network_fabric") and not node:
             jobs = [j for j in jobs if j.n_nodes > 1] or jobs
         if cause == "nvlink_error":
-            jobs = [j for j in jobs if j.gpus_per_node > 1] or jobs
+            jobs = [j for j in jobs if j.gpus_per_node > 1]
         if not jobs:
             return None
         return jobs[int(self.rng.integers(len(jobs)))]
@@ -129,10 +146,13 @@ class FaultPlanner:
     def _start_job_for(self, cause: str, t: float) -> Job | None:
         """A fresh job on free GPUs: faults at a job's start (rendezvous, environment), or a server to overload."""
         sim = self.sim
-        free = np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus > 0))
-        if not len(free):
+        need = 2 if cause in MULTI_RANK else 1
+        free = [
+            n for n in np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus >= need)).tolist() if self.quiet(n, t)
+        ]
+        if not free:
             return None
-        node = int(free[int(self.rng.integers(len(free)))])
+        node = free[int(self.rng.integers(len(free)))]
         kind = "inference" if cause == "inference_overload" else "training"
         job = sim.new_job(
             kind,
@@ -162,8 +182,6 @@ class FaultPlanner:
         from .engine import GroundTruth
 
         sim = self.sim
-        if job is None and cause == "storage_io" and (variant or "disk-full") == "disk-full":
-            job = self._pick_job(cause, node)
         if job is None and cause in NEEDS_JOB:
             if cause in ("rendezvous_failure", "environment_error"):
                 job = self._start_job_for(cause, t)
@@ -186,11 +204,12 @@ class FaultPlanner:
                 gpu = int(sim.topo.gpu_first[node]) + gpu
         else:
             if node is None:
-                candidates = np.flatnonzero(~sim.node_down & (sim.topo.gpus_per_node > 0))
+                quiet = np.array([self.quiet(n, t) for n in range(sim.topo.n_nodes)], dtype=bool)
+                candidates = np.flatnonzero(~sim.node_down & (sim.topo.gpus_per_node > 0) & quiet)
                 if not len(candidates):
                     return False
                 # Faults surface mostly under load (a stressed GPU or link fails; an idle one goes unnoticed).
-                busy = np.flatnonzero(~sim.node_down & (sim.sched.busy_jobs > 0) & (sim.topo.gpus_per_node > 0))
+                busy = np.flatnonzero(~sim.node_down & (sim.sched.busy_jobs > 0) & (sim.topo.gpus_per_node > 0) & quiet)
                 if len(busy) and self.rng.random() < 0.85:
                     candidates = busy
                 node = int(candidates[int(self.rng.integers(len(candidates)))])
@@ -223,6 +242,8 @@ class FaultPlanner:
             # a shared filesystem, or a rank that hangs silently: no node is to blame in what anyone can see
             truth.node, truth.gpu = None, None
         sim.truth.append(truth)
+        for n in job.nodes if job is not None else [node]:
+            self._last_fault[n] = t
         if job is not None:
             job.effects["fault"] = cause
         self.injectors[cause](Ctx(t, node, gpu, job, truth, v))
@@ -344,6 +365,13 @@ class FaultPlanner:
                 sim.after(5, lambda: sim.end_job(job, sim.t, "FAILED"), sim.t)
             else:
                 sim.klog(sim.t, node, "python invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
+                memcg = f"/system.slice/slurmstepd.scope/job_{job.id}"
+                sim.klog(
+                    sim.t,
+                    node,
+                    f"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0-1,oom_memcg={memcg},"
+                    f"task_memcg={memcg}/step_0/user/task_0,task=python,pid={pid},uid=1000",
+                )
                 sim.klog(
                     sim.t,
                     node,
@@ -582,7 +610,9 @@ class FaultPlanner:
                 j.effects.setdefault("slowdown", 4.0)
                 c.truth.affected_jobs.append(str(j.id))
         target = f"10.7.42.{int(self.rng.integers(2, 9))}@o2ib"
-        for n in stalled[:4].tolist():
+        # every client with I/O in flight logs the stall: the nodes of the jobs it slows, and a few idle ones
+        busy = {n for j in sim.jobs.values() if j.effects.get("slowdown") == 4.0 for n in j.nodes}
+        for n in sorted(busy | set(stalled[:4].tolist())):
             sim.klog(
                 c.t + 5,
                 n,
@@ -592,6 +622,8 @@ class FaultPlanner:
             sim.klog(c.t + 121, n, f"INFO: task python:{self.pid()} blocked for more than 120 seconds.")
             sim.klog(c.t + 121, n, '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.')
         dur = float(self.rng.uniform(900, 2400))
+        for n in range(sim.topo.n_nodes):  # the whole cluster lives through the stall: no other fault meanwhile
+            self._last_fault[n] = c.t + dur
 
         def recover() -> None:
             sim.io_stall[:] = 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hpcmind.contract import EvidenceBundle, LogLine
 from hpcmind.taxonomy import root_cause_ids
 
-from .focus import focus
+from .focus import focus, kernel_jobs
 from .log_checks import LOG_CHECKS
 from .metric_rules import host_of, metric_hits
 from .signatures import SIGNATURES
@@ -85,6 +85,8 @@ def log_findings(logs: list[LogLine]) -> list[Finding]:
 
 _LINK_DOWN = re.compile(r"(mlx5_core \S+(?: \S+)?): Link down")
 RECOVERED_LINK_WEIGHT = 2.0
+# An alert from a rule that names one cause (a DCGM NVLink or ECC counter rising) is direct evidence.
+ALERT_ONE_CAUSE = 11.0
 
 
 def _discount_recovered_links(findings: list[Finding], lines: list[str]) -> list[Finding]:
@@ -129,7 +131,16 @@ def alert_findings(bundle: EvidenceBundle) -> list[Finding]:
     for c in causes:
         # The rule author's list of candidate causes: a prior, decisive only when it names one cause.
         out.append(
-            Finding(c, 7.0 if len(causes) == 1 else 2.0, "alert-hpcmind-causes", evidence, -2, "alert", text, labels)
+            Finding(
+                c,
+                ALERT_ONE_CAUSE if len(causes) == 1 else 2.0,
+                "alert-hpcmind-causes",
+                evidence,
+                -2,
+                "alert",
+                text,
+                labels,
+            )
         )
     return out
 
@@ -179,4 +190,4 @@ def metric_findings(bundle: EvidenceBundle) -> list[Finding]:
 
 def all_findings(bundle: EvidenceBundle) -> list[Finding]:
     found = alert_findings(bundle) + job_findings(bundle) + log_findings(bundle.logs) + metric_findings(bundle)
-    return focus(bundle, found)
+    return focus(bundle, found, kernel_jobs(bundle.logs[-MAX_LINES:]))

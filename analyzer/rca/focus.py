@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from hpcmind.contract import EvidenceBundle
+from hpcmind.contract import EvidenceBundle, LogLine
 
 from .metric_rules import host_of
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 JOB_LABELS = ("job_id", "jobid", "slurm_job_id", "slurmjobid", "hpc_job", "job_id_slurm")
 SOURCE_NODE = re.compile(r"^(?:node|host)/([^/]+)")
 SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
+# a kernel line can name the Slurm job through its memory cgroup (oom_memcg=/slurm/uid_1000/job_42)
+LINE_JOB = re.compile(r"\b(?:oom_memcg|task_memcg)=\S*?/job_(\d+)")
 ELSEWHERE = 0.3
 
 
@@ -41,9 +43,21 @@ def subject(bundle: EvidenceBundle) -> tuple[set[str], set[str]]:
     return nodes, jobs
 
 
-def elsewhere(source: str | None, nodes: set[str], jobs: set[str]) -> bool:
+def kernel_jobs(logs: list[LogLine]) -> dict[int, str]:
+    """Log positions whose kernel report names a job's cgroup: the report's lines share source and timestamp."""
+    named = {(e.source, e.ts): m[1] for e in logs if (m := LINE_JOB.search(e.line))}
+    return {
+        i: named[(e.source, e.ts)]
+        for i, e in enumerate(logs)
+        if (e.source, e.ts) in named and (e.ts is not None or LINE_JOB.search(e.line))  # no time: only that line
+    }
+
+
+def elsewhere(source: str | None, nodes: set[str], jobs: set[str], job: str | None = None) -> bool:
     if not source:
         return False
+    if job and jobs:
+        return job not in jobs
     if (m := SOURCE_JOB.match(source)) and jobs:
         return m[1] not in jobs
     if (m := SOURCE_NODE.match(source)) and nodes:
@@ -51,11 +65,15 @@ def elsewhere(source: str | None, nodes: set[str], jobs: set[str]) -> bool:
     return False
 
 
-def focus(bundle: EvidenceBundle, findings: list[Finding]) -> list[Finding]:
+def focus(bundle: EvidenceBundle, findings: list[Finding], line_jobs: dict[int, str] | None = None) -> list[Finding]:
+    """`line_jobs`: log positions (as in the findings' `order`) that name the job they are about."""
     nodes, jobs = subject(bundle)
     if not nodes and not jobs:
         return findings
+    line_jobs = line_jobs or {}
     return [
-        replace(f, weight=f.weight * ELSEWHERE) if f.order >= 0 and elsewhere(f.source, nodes, jobs) else f
+        replace(f, weight=f.weight * ELSEWHERE)
+        if f.order >= 0 and elsewhere(f.source, nodes, jobs, line_jobs.get(f.order))
+        else f
         for f in findings
     ]

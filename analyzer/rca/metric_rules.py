@@ -10,6 +10,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from hpcmind.contract import MetricSeries
 
@@ -86,12 +87,21 @@ _THERMAL_BITS = 0x08 | 0x20 | 0x40 | 0x80
 STALE_FACTOR = 0.2
 
 
-def _stale(s: MetricSeries, pred: Callable[[float], bool]) -> bool:
+# A series whose first sample comes this long after the window's start appeared during it (a new Xid label set).
+NEW_SERIES_SECONDS = 120.0
+# A GPU silent this much longer than its node's other GPUs has vanished (dcgm-exporter scrapes every 15-30 s).
+VANISHED_SECONDS = 120.0
+VANISHED_FIELDS = 3
+
+
+def _stale(s: MetricSeries, pred: Callable[[float], bool], start: float | None) -> bool:
     vals = _finite(_vals(s))
+    if start is not None and s.values and s.values[0][0] - start >= NEW_SERIES_SECONDS:
+        return False
     return len(vals) >= 2 and all(pred(v) for v in vals)
 
 
-def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
+def _rules_for(i: int, s: MetricSeries, start: float | None = None) -> list[MetricHit]:
     name, vals = s.name, _vals(s)
     fin = _finite(vals)
     out: list[MetricHit] = []
@@ -104,7 +114,7 @@ def _rules_for(i: int, s: MetricSeries) -> list[MetricHit]:
         onset: float | None,
         holds: Callable[[float], bool] | None = None,
     ) -> None:
-        if holds is not None and _stale(s, holds):
+        if holds is not None and _stale(s, holds, start):
             weight, detail = weight * STALE_FACTOR, detail + " (already so at the start of the window)"
         out.append(MetricHit(i, cause, weight, rule, detail, onset))
 
@@ -342,8 +352,57 @@ def _fb_full(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     return out
 
 
+def _gpu_vanished(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
+    """A GPU whose DCGM series all stop while its peers keep reporting the same fields: it left the bus.
+
+    Series are grouped by GPU, field and job: with job mapping (`hpc_job`) a GPU's series change label set when a
+    job takes or leaves it, so only the job's other GPUs on the node are its peers (they keep running, this one is
+    gone); without job labels every other GPU of the node is. A whole node going silent is the node, not a GPU.
+    """
+    # (host, gpu) -> job label -> field -> (last timestamp, series index)
+    last: dict[tuple[str, str], dict[str, dict[str, tuple[float, int]]]] = {}
+    for i, s in enumerate(metrics):
+        host, gpu = host_of(s.labels), s.labels.get("gpu")
+        if not s.name.startswith("DCGM_") or host is None or gpu is None or not s.values:
+            continue
+        fields = last.setdefault((host, gpu), {}).setdefault(s.labels.get("hpc_job", ""), {})
+        t = s.values[-1][0]
+        if s.name not in fields or t > fields[s.name][0]:
+            fields[s.name] = (t, i)
+    jobs_on = {h for (h, _), by_job in last.items() if any(by_job.keys() - {""})}
+    out = []
+    for (host, gpu), by_job in last.items():
+        end, _, i, job = max((t, bool(j), i, j) for j, f in by_job.items() for t, i in f.values())
+        if host in jobs_on and not job:
+            continue  # an idle GPU's series end when a job takes it
+        behind = 0
+        for name in by_job[job]:
+            peers = [
+                pj[job][name][0]
+                for (h, g), pj in last.items()
+                if h == host and g != gpu and job in pj and name in pj[job]
+            ]
+            behind += bool(peers) and min(peers) - end >= VANISHED_SECONDS
+        if behind >= VANISHED_FIELDS:
+            when = datetime.fromtimestamp(end, UTC).strftime("%H:%M:%S")
+            out.append(
+                MetricHit(
+                    i,
+                    "gpu_hardware_fault",
+                    9,
+                    "gpu-vanished",
+                    f"GPU {gpu} stopped reporting at {when} while its peers kept reporting",
+                    end,
+                )
+            )
+    return out
+
+
 def metric_hits(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
-    hits = [h for i, s in enumerate(metrics) for h in _rules_for(i, s)]
+    firsts = [s.values[0][0] for s in metrics if s.values]
+    start = min(firsts) if firsts else None
+    hits = [h for i, s in enumerate(metrics) for h in _rules_for(i, s, start)]
+    hits += _gpu_vanished(metrics)
     hits += _gpu_util_hang(metrics)
     hits += _fb_full(metrics)
     hits += _data_wait(metrics)

@@ -20,6 +20,12 @@ FIRST_STRONG_BONUS = 2.0
 STRONG = 9.0
 # Secondary signals of one cause add up, but far less than the strongest one.
 SUPPORT_FACTOR = 0.25
+# A collective timeout is what the other ranks see when one rank's GPU, link or node fails: beside direct evidence
+# of such a failure it is that failure's symptom, not a second diagnosis.
+STALLS_RANKS = frozenset(
+    {"gpu_hardware_fault", "gpu_memory_error", "nvlink_error", "network_fabric", "node_failure", "host_oom", "gpu_oom"}
+)
+SYMPTOM_FACTOR = 0.6
 
 
 def score(findings: list[Finding]) -> dict[str, float]:
@@ -34,6 +40,8 @@ def score(findings: list[Finding]) -> dict[str, float]:
     first = min((f for f in findings if f.order >= 0 and f.weight >= STRONG), key=lambda f: f.order, default=None)
     if first is not None:
         scores[first.cause] += FIRST_STRONG_BONUS
+    if "collective_hang" in scores and any(f.cause in STALLS_RANKS and f.weight >= STRONG for f in findings):
+        scores["collective_hang"] *= SYMPTOM_FACTOR
     return scores
 
 

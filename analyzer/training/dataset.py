@@ -308,6 +308,12 @@ def data_card(examples: list[Row], seeds: list[int], made: str) -> str:
         "15 or 30 s ticks, load, user failure rate 0–20 %, 1–6 confounders an hour: correctable ECC, link flaps that "
         "recover, harmless warnings); 9 of the 18 causes (a random draw per seed) scheduled once in random order "
         "and variant, 50 min apart; user failures of jobs are labelled incidents too",
+        "- one incident at a time per node: a scheduled fault waits for a victim whose nodes had no fault in the last "
+        "15 min and run no job still living through one (a shared-filesystem stall holds the whole cluster), so two "
+        "independent faults never tangle in one bundle; a fault that needs ranks talking (collective hang, NVLink, "
+        "fabric) only hits a job with more than one rank",
+        "- an incident's evidence window: 5 min before the onset to 5 min after it or 1 min after its job ended "
+        "(late failures), cut at the next incident on the same node or job; kernel logs of all the job's nodes",
         "- controls (`unknown`): windows with no fault in the 25 min before or 10 min after, on a node and a job "
         "no earlier fault touched and that still runs when the window closes; half with a false alarm "
         "(JobGPUsIdle, TrainingStepSlowdown)",

@@ -1,8 +1,9 @@
 """Evidence bundles cut from a simulator run directory, the way the analyzer would gather them live.
 
-For an incident on a node/job at an onset time: the log window of that node's kernel log, the job's ranks and
-slurmctld lines naming either; the metric windows of the node's GPUs, host and HCAs and the job's workload
-series; the Slurm job record. Pure reading: the run directory is not modified.
+For an incident on a node/job at an onset time: the kernel logs of that node and of the job's nodes, the job's
+ranks and slurmctld lines naming either, up to the next incident on the same node or job; the metric windows of
+the node's GPUs, host and HCAs and the job's workload series; the Slurm job record. Pure reading: the run
+directory is not modified.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _log_window(run: Run, onset: float, node: str | None, job: str | None, end: float) -> list[dict[str, str]]:
+def _log_window(run: Run, onset: float, nodes: list[str], job: str | None, end: float) -> list[dict[str, str]]:
     sel = pl.lit(False)
-    if node:
+    for node in nodes:
         sel = (
             sel
             | pl.col("source").str.starts_with(f"node/{node}/")
@@ -159,20 +160,43 @@ def _job_end(run: Run, onset: float, job: str | None) -> float | None:
     return float(ended["timestamp"].min()) if not ended.is_empty() else None  # type: ignore[arg-type]
 
 
-def bundle_for(run: Run, onset: float, node: str | None, job: str | None, quiet: bool = False) -> dict[str, Any]:
+def bundle_for(
+    run: Run, onset: float, node: str | None, job: str | None, quiet: bool = False, until: float | None = None
+) -> dict[str, Any]:
     # the analyzer gathers evidence when an alert fires: at the onset, or when the job ended (late failures such
-    # as a rendezvous store timeout show their lines only then); a quiet window (a control) ends at onset + 300 s
+    # as a rendezvous store timeout show their lines only then); a quiet window (a control) ends at onset + 300 s.
+    # `until`: the next incident on the same node or job, whose evidence is its own bundle's
     end = onset + LOG_AFTER if quiet else max(onset + LOG_AFTER, (_job_end(run, onset, job) or 0.0) + 60.0)
+    if until is not None:
+        end = min(end, until - 1.0)
+    rec = _job_record(run, onset, job)
+    # like the live analyzer, the log window covers the job's nodes too (a shared-filesystem stall names no node)
+    nodes = sorted(({node} if node else set()) | set(rec["nodes"] if rec else ()))
     bundle: dict[str, Any] = {
-        "logs": _log_window(run, onset, node, job, end),
+        "logs": _log_window(run, onset, nodes, job, end),
         "metrics": _metric_window(run, onset, node, job),
     }
-    rec = _job_record(run, onset, job)
     if rec is not None:
         bundle["job"] = rec
     return bundle
 
 
+def next_onset(run: Run, truth: dict[str, Any]) -> float | None:
+    """The onset of the next incident that touches this one's node or job."""
+    onset, c = float(truth["onset_ts"]), truth["culprit"]
+    later = [
+        float(t["onset_ts"])
+        for t in run.truth
+        if t is not truth
+        and float(t["onset_ts"]) > onset
+        and (
+            (c.get("node") and t["culprit"].get("node") == c.get("node"))
+            or (c.get("job") and t["culprit"].get("job") == c.get("job"))
+        )
+    ]
+    return min(later, default=None)
+
+
 def bundle_for_truth(run: Run, truth: dict[str, Any]) -> dict[str, Any]:
     c = truth["culprit"]
-    return bundle_for(run, float(truth["onset_ts"]), c.get("node"), c.get("job"))
+    return bundle_for(run, float(truth["onset_ts"]), c.get("node"), c.get("job"), until=next_onset(run, truth))

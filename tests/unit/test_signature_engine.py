@@ -303,3 +303,80 @@ def test_the_alerted_job_s_evidence_outweighs_a_neighbour_incident_in_the_same_w
     # without an alert naming a subject nothing is discounted: the strongest signature wins
     d = ENGINE.diagnose(parse_bundle({"logs": bundle["logs"]}))
     assert d.root_cause != "collective_hang"
+
+
+def test_a_kernel_oom_report_naming_another_job_s_cgroup_is_that_job_s_evidence() -> None:
+    # node01 is shared: the kernel kills job 12's python (its memory cgroup says so); job 11, the alerted one,
+    # fails its rendezvous on the same node. Every line of that OOM report (same source and instant) is job 12's.
+    ts = "2026-11-21T07:01:15Z"
+    report = [
+        "python invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0-1,"
+        "oom_memcg=/system.slice/slurmstepd.scope/job_12,task_memcg=/system.slice/slurmstepd.scope/job_12/step_0"
+        "/user/task_0,task=python,pid=4242,uid=1000",
+        "Memory cgroup out of memory: Killed process 4242 (python) total-vm:140000000kB, anon-rss:110000000kB, "
+        "file-rss:1468kB, shmem-rss:4kB, UID:1000 pgtables:240000kB oom_score_adj:0",
+    ]
+    bundle = {
+        "alert": {"labels": {"alertname": "SlurmJobFailed", "job_id": "11", "nodes": "node01"}},
+        "logs": [{"source": "node/node01/kernel", "ts": ts, "line": ln} for ln in report]
+        + [
+            {
+                "source": "job/11/rank0",
+                "ts": "2026-11-21T07:31:16Z",
+                "line": "torch.distributed.DistStoreError: Timed out after 1801 seconds waiting for clients. 1/2 "
+                "clients joined.",
+            }
+        ],
+    }
+    assert ENGINE.diagnose(parse_bundle(bundle)).root_cause == "rendezvous_failure"
+    # the same report about job 11 itself is its diagnosis
+    own = json.loads(json.dumps(bundle).replace("job_12", "job_11"))
+    assert ENGINE.diagnose(parse_bundle(own)).root_cause == "host_oom"
+
+
+def _dcgm(gpu: int, end: int, job: str | None = "7", fields: tuple[str, ...] = ()) -> list[dict[str, object]]:
+    labels = {"Hostname": "n1", "gpu": str(gpu)} | ({"hpc_job": job} if job else {})
+    names = fields or ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED")
+    return [{"name": n, "labels": labels, "values": [[t, 90.0] for t in range(0, end + 1, 30)]} for n in names]
+
+
+def test_a_gpu_whose_series_stop_while_its_job_s_other_gpus_report_has_left_the_bus() -> None:
+    gone = ENGINE.diagnose(parse_bundle({"metrics": _dcgm(0, 900) + _dcgm(1, 480) + _dcgm(2, 900)}))
+    assert gone.root_cause == "gpu_hardware_fault"
+    assert (gone.culprit.node, gone.culprit.gpu) == ("n1", "1")
+    # the whole node going quiet is not one GPU leaving
+    assert ENGINE.diagnose(parse_bundle({"metrics": _dcgm(0, 480) + _dcgm(1, 480)})).root_cause == "unknown"
+    # an idle GPU's series end when another job takes it (its new series belong to that job, not gathered)
+    idle = _dcgm(0, 900) + _dcgm(1, 900) + _dcgm(2, 480, job=None)
+    assert ENGINE.diagnose(parse_bundle({"metrics": idle})).root_cause == "unknown"
+
+
+def test_an_xid_series_that_appears_during_the_window_is_news_not_a_stale_value() -> None:
+    def xid(first: int, code: str) -> dict[str, object]:
+        return {
+            "name": "DCGM_FI_DEV_XID_ERRORS",
+            "labels": {"Hostname": "n1", "gpu": "0", "err_code": code},
+            "values": [[t, float(code)] for t in range(first, 901, 30)],
+        }
+
+    fresh = ENGINE.diagnose(parse_bundle({"metrics": [xid(0, "0"), xid(600, "62")]}))
+    assert fresh.root_cause == "gpu_hardware_fault" and fresh.confidence > 0.8
+    held = ENGINE.diagnose(parse_bundle({"metrics": [xid(0, "62")]}))  # dcgm-exporter holds an old Xid
+    assert held.confidence < fresh.confidence
+
+
+def test_collective_timeouts_beside_a_failed_link_are_its_symptom() -> None:
+    # a log tail that kept only the peers' watchdog timeouts; the alert is the NVLink counter rule's
+    watchdog = [
+        f"[rank{r}]:[E ProcessGroupNCCL.cpp:563] [Rank {r}] Watchdog caught collective operation timeout: "
+        f"WorkNCCL(SeqNum=70664, OpType=ALLREDUCE, Timeout(ms)=600000) ran for 600736 milliseconds before timing out."
+        for r in (1, 2, 3)
+    ] + ["[rank0]:[E ProcessGroupNCCL.cpp:1540] [PG 0 Rank 0] Some NCCL operations have failed or timed out."]
+    alert = {
+        "labels": {"alertname": "GPUNVLinkErrors", "Hostname": "n1", "gpu": "7", "job_id": "9"},
+        "annotations": {"summary": "GPUNVLinkErrors firing", "hpcmind_causes": "nvlink_error"},
+    }
+    bundle = {"alert": alert, **logs(*watchdog, source="job/9/rank1")}
+    assert ENGINE.diagnose(parse_bundle(bundle)).root_cause == "nvlink_error"
+    assert ENGINE.diagnose(parse_bundle(logs(*watchdog, source="job/9/rank1"))).root_cause == "collective_hang"
