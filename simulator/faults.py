@@ -100,10 +100,11 @@ class FaultPlanner:
         if self.rng.random() < rf.confounders_per_hour * rf.time_compression * sim.tick / 3600:
             self.confounder(t)
 
-    def quiet(self, node: int, t: float) -> bool:
-        """No fault here lately, and no job here still living through one (a job running on with NaN loss)."""
-        return t - self._last_fault.get(node, -np.inf) >= QUIET_SECONDS and not any(
-            j.state == RUNNING and j.effects.get("fault") and node in j.nodes for j in self.sim.jobs.values()
+    def quiet(self, node: int, t: float, ongoing: bool = True) -> bool:
+        """No fault here lately, and (`ongoing`) no job here still living through one (running on with NaN loss)."""
+        return t - self._last_fault.get(node, -np.inf) >= QUIET_SECONDS and not (
+            ongoing
+            and any(j.state == RUNNING and j.effects.get("fault") and node in j.nodes for j in self.sim.jobs.values())
         )
 
     def _pick_job(self, cause: str, node: int | None) -> Job | None:
@@ -131,7 +132,8 @@ class FaultPlanner:
             and j.uses_gpus
             and not j.effects.get("fault")
             and (node is None or node in j.nodes)
-            and (node is not None or all(self.quiet(n, sim.t) for n in j.nodes))
+            # a job-level fault is the job's own output: a neighbour job living through its fault does not blur it
+            and (node is not None or all(self.quiet(n, sim.t, ongoing=cause not in JOB_LEVEL) for n in j.nodes))
         ]
         if cause in MULTI_RANK:
             jobs = [j for j in jobs if j.ranks > 1]  # a single rank has no collective to hang in
@@ -148,7 +150,9 @@ class FaultPlanner:
         sim = self.sim
         need = 2 if cause in MULTI_RANK else 1
         free = [
-            n for n in np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus >= need)).tolist() if self.quiet(n, t)
+            n
+            for n in np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus >= need)).tolist()
+            if self.quiet(n, t, ongoing=cause not in JOB_LEVEL)
         ]
         if not free:
             return None

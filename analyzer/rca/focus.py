@@ -23,6 +23,9 @@ SOURCE_NODE = re.compile(r"^(?:node|host)/([^/]+)")
 SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
 # a kernel line can name the Slurm job through its memory cgroup (oom_memcg=/slurm/uid_1000/job_42)
 LINE_JOB = re.compile(r"\b(?:oom_memcg|task_memcg)=\S*?/job_(\d+)")
+# a controller line (slurmctld) is about the jobs and nodes it names
+LINE_JOBS = re.compile(r"\bJobId=(\d+)|\bJOB (\d+)\b")
+LINE_NODES = re.compile(r"\b(?:Nodes?|node|NodeList=) ?([A-Za-z][\w.\-\[\],]*)")
 ELSEWHERE = 0.3
 
 
@@ -65,15 +68,31 @@ def elsewhere(source: str | None, nodes: set[str], jobs: set[str], job: str | No
     return False
 
 
+def names_elsewhere(line: str | None, nodes: set[str], jobs: set[str]) -> bool:
+    """A line from a shared source (the controller's log) that names only other jobs, or only other nodes."""
+    if not line:
+        return False
+    named_jobs = {a or b for a, b in LINE_JOBS.findall(line)}
+    if named_jobs and jobs:
+        return not named_jobs & jobs
+    named_nodes = set(LINE_NODES.findall(line))
+    if named_nodes and nodes and not any(c in n for n in named_nodes for c in "[,"):  # a hostlist: can't tell
+        return not named_nodes & nodes
+    return False
+
+
 def focus(bundle: EvidenceBundle, findings: list[Finding], line_jobs: dict[int, str] | None = None) -> list[Finding]:
     """`line_jobs`: log positions (as in the findings' `order`) that name the job they are about."""
     nodes, jobs = subject(bundle)
     if not nodes and not jobs:
         return findings
     line_jobs = line_jobs or {}
-    return [
-        replace(f, weight=f.weight * ELSEWHERE)
-        if f.order >= 0 and elsewhere(f.source, nodes, jobs, line_jobs.get(f.order))
-        else f
-        for f in findings
-    ]
+    return [replace(f, weight=f.weight * ELSEWHERE) if _elsewhere(f, nodes, jobs, line_jobs) else f for f in findings]
+
+
+def _elsewhere(f: Finding, nodes: set[str], jobs: set[str], line_jobs: dict[int, str]) -> bool:
+    if f.order < 0:  # alerts, the job record, metrics: already about the subject
+        return False
+    if f.source and (SOURCE_JOB.match(f.source) or SOURCE_NODE.match(f.source)):
+        return elsewhere(f.source, nodes, jobs, line_jobs.get(f.order))
+    return names_elsewhere(f.line, nodes, jobs)

@@ -92,6 +92,9 @@ NEW_SERIES_SECONDS = 120.0
 # A GPU silent this much longer than its node's other GPUs has vanished (dcgm-exporter scrapes every 15-30 s).
 VANISHED_SECONDS = 120.0
 VANISHED_FIELDS = 3
+# Host memory: available down to 2 % of what it was in the window, or tasks stalled on memory for 5 s (PSI)
+MEM_EXHAUSTED = 0.02
+MEM_STALL_SECONDS = 5.0
 
 
 def _stale(s: MetricSeries, pred: Callable[[float], bool], start: float | None) -> bool:
@@ -253,6 +256,19 @@ def _rules_for(i: int, s: MetricSeries, start: float | None = None) -> list[Metr
     elif name == "node_vmstat_oom_kill":
         if _increase(s) > 0:
             hit("host_oom", 11, "oom-kill-counter", f"oom_kill +{_increase(s):g}", _first_rise(s))
+    elif name == "node_memory_MemAvailable_bytes":
+        top = max(fin, default=0)
+        if top > 0 and min(fin) <= MEM_EXHAUSTED * top:
+            hit(
+                "host_oom",
+                7,
+                "memory-exhausted",
+                f"available memory fell from {top:.3g} to {min(fin):.3g} bytes",
+                _first_ts(s, lambda v: v <= MEM_EXHAUSTED * top),
+            )
+    elif name == "node_pressure_memory_stalled_seconds_total":
+        if _increase(s) >= MEM_STALL_SECONDS:
+            hit("host_oom", 6, "memory-pressure", f"tasks stalled on memory for {_increase(s):.3g} s", _first_rise(s))
     elif name == "node_filesystem_avail_bytes":
         if fin and min(fin) <= 0:
             hit(

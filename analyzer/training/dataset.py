@@ -309,9 +309,10 @@ def data_card(examples: list[Row], seeds: list[int], made: str) -> str:
         "recover, harmless warnings); 9 of the 18 causes (a random draw per seed) scheduled once in random order "
         "and variant, 50 min apart; user failures of jobs are labelled incidents too",
         "- one incident at a time per node: a scheduled fault waits for a victim whose nodes had no fault in the last "
-        "15 min and run no job still living through one (a shared-filesystem stall holds the whole cluster), so two "
-        "independent faults never tangle in one bundle; a fault that needs ranks talking (collective hang, NVLink, "
-        "fabric) only hits a job with more than one rank",
+        "15 min (a shared-filesystem stall holds the whole cluster) and, for hardware faults, run no job still living "
+        "through one, so two independent faults do not tangle in one bundle (about 4 % of scheduled faults find no "
+        "victim before the run ends); a fault that needs ranks talking (collective hang, NVLink, fabric) only hits "
+        "a job with more than one rank",
         "- an incident's evidence window: 5 min before the onset to 5 min after it or 1 min after its job ended "
         "(late failures), cut at the next incident on the same node or job; kernel logs of all the job's nodes",
         "- controls (`unknown`): windows with no fault in the 25 min before or 10 min after, on a node and a job "

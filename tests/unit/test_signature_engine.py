@@ -380,3 +380,39 @@ def test_collective_timeouts_beside_a_failed_link_are_its_symptom() -> None:
     bundle = {"alert": alert, **logs(*watchdog, source="job/9/rank1")}
     assert ENGINE.diagnose(parse_bundle(bundle)).root_cause == "nvlink_error"
     assert ENGINE.diagnose(parse_bundle(logs(*watchdog, source="job/9/rank1"))).root_cause == "collective_hang"
+
+
+def test_controller_lines_about_another_node_s_failure_are_the_other_incident_s() -> None:
+    # job 11's code bug on n1; in the same minutes slurmctld reports n2 dead and kills job 12 there
+    ctld = [
+        "[2026-11-21T05:21:40.000] error: Nodes n2 not responding",
+        "[2026-11-21T05:25:00.000] error: Nodes n2 not responding, setting DOWN",
+        "[2026-11-21T05:25:00.000] Killing JobId=12 on failed node n2",
+    ]
+    own = [
+        "AttributeError: 'NoneType' object has no attribute 'to'",
+        "srun: error: n1: task 0: Exited with exit code 1",
+    ]
+    bundle = {
+        "alert": {"labels": {"alertname": "SlurmJobFailed", "job_id": "11", "instance": "n1:9100"}},
+        "logs": [{"source": "slurmctld", "line": ln} for ln in ctld] + [{"source": "job/11", "line": ln} for ln in own],
+    }
+    assert ENGINE.diagnose(parse_bundle(bundle)).root_cause == "software_error"
+    # the same controller lines about the alerted node are the diagnosis
+    on_n1 = json.loads(json.dumps(bundle).replace("n2", "n1").replace("JobId=12", "JobId=11"))
+    assert ENGINE.diagnose(parse_bundle(on_n1)).root_cause == "node_failure"
+
+
+def test_host_memory_running_out_is_seen_in_node_exporter_metrics() -> None:
+    def node(name: str, values: list[float]) -> dict[str, object]:
+        return {
+            "name": name,
+            "labels": {"instance": "n1:9100"},
+            "values": [[i * 30.0, v] for i, v in enumerate(values)],
+        }
+
+    full = node("node_memory_MemAvailable_bytes", [1.3e12] * 10 + [2.2e9] * 4)
+    d = ENGINE.diagnose(parse_bundle({"metrics": [full]}))
+    assert d.root_cause == "host_oom" and d.culprit.node == "n1"
+    busy = node("node_memory_MemAvailable_bytes", [1.3e12] * 10 + [9e11] * 4)  # a big job starting: not exhaustion
+    assert ENGINE.diagnose(parse_bundle({"metrics": [busy]})).root_cause == "unknown"
