@@ -100,12 +100,15 @@ class FaultPlanner:
         if self.rng.random() < rf.confounders_per_hour * rf.time_compression * sim.tick / 3600:
             self.confounder(t)
 
-    def quiet(self, node: int, t: float, ongoing: bool = True) -> bool:
-        """No fault here lately, and (`ongoing`) no job here still living through one (running on with NaN loss)."""
-        return t - self._last_fault.get(node, -np.inf) >= QUIET_SECONDS and not (
-            ongoing
-            and any(j.state == RUNNING and j.effects.get("fault") and node in j.nodes for j in self.sim.jobs.values())
-        )
+    def unquiet(self, t: float, ongoing: bool = True) -> set[int]:
+        """Nodes a self-picked fault leaves alone: a fault here lately, or (`ongoing`) a job here still living
+        through one (running on with NaN loss)."""
+        nodes = {n for n, last in self._last_fault.items() if t - last < QUIET_SECONDS}
+        if ongoing:
+            nodes |= {
+                n for j in self.sim.jobs.values() if j.state == RUNNING and j.effects.get("fault") for n in j.nodes
+            }
+        return nodes
 
     def _pick_job(self, cause: str, node: int | None) -> Job | None:
         sim = self.sim
@@ -124,6 +127,8 @@ class FaultPlanner:
             )
             else ("training", "short", "inference"),
         )
+        # a job-level fault is the job's own output: a neighbour job living through its fault does not blur it
+        busy = self.unquiet(sim.t, ongoing=cause not in JOB_LEVEL) if node is None else set()
         jobs = [
             j
             for j in sim.jobs.values()
@@ -132,8 +137,7 @@ class FaultPlanner:
             and j.uses_gpus
             and not j.effects.get("fault")
             and (node is None or node in j.nodes)
-            # a job-level fault is the job's own output: a neighbour job living through its fault does not blur it
-            and (node is not None or all(self.quiet(n, sim.t, ongoing=cause not in JOB_LEVEL) for n in j.nodes))
+            and busy.isdisjoint(j.nodes)
         ]
         if cause in MULTI_RANK:
             jobs = [j for j in jobs if j.ranks > 1]  # a single rank has no collective to hang in
@@ -149,11 +153,8 @@ class FaultPlanner:
         """A fresh job on free GPUs: faults at a job's start (rendezvous, environment), or a server to overload."""
         sim = self.sim
         need = 2 if cause in MULTI_RANK else 1
-        free = [
-            n
-            for n in np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus >= need)).tolist()
-            if self.quiet(n, t, ongoing=cause not in JOB_LEVEL)
-        ]
+        busy = self.unquiet(t, ongoing=cause not in JOB_LEVEL)
+        free = [n for n in np.flatnonzero(sim.sched.usable & (sim.sched.free_gpus >= need)).tolist() if n not in busy]
         if not free:
             return None
         node = free[int(self.rng.integers(len(free)))]
@@ -208,7 +209,8 @@ class FaultPlanner:
                 gpu = int(sim.topo.gpu_first[node]) + gpu
         else:
             if node is None:
-                quiet = np.array([self.quiet(n, t) for n in range(sim.topo.n_nodes)], dtype=bool)
+                quiet = np.ones(sim.topo.n_nodes, dtype=bool)
+                quiet[list(self.unquiet(t))] = False
                 candidates = np.flatnonzero(~sim.node_down & (sim.topo.gpus_per_node > 0) & quiet)
                 if not len(candidates):
                     return False
