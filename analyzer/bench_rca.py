@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from hpcmind.settings import Settings
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
 from .rca import DiagnosisEngine
+from .rca.gpu_ids import bus_key
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,17 @@ class Labelled:
     bundle: dict[str, Any]
     culprit: dict[str, str]
     view: str = ""
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # other names of the same culprit
+
+    def names(self, key: str, predicted: Any) -> bool:
+        """The prediction names the labelled culprit: its id, or for a GPU also its PCI bus id."""
+        want = self.culprit.get(key)
+        if predicted is None or want is None:
+            return False
+        if str(predicted) == want:
+            return True
+        got = str(predicted)
+        return key == "gpu" and ":" in got and any(bus_key(a) == bus_key(got) for a in self.aliases.get(key, []))
 
 
 def load_labelled(path: Path) -> list[Labelled]:
@@ -53,7 +65,13 @@ def load_labelled(path: Path) -> list[Labelled]:
         if not isinstance(d, dict) or d.get("root_cause") not in known or not isinstance(d.get("bundle"), dict):
             raise UsageError(f"{path}:{n}: needs root_cause (a known id) and bundle (an object)")
         culprit = {k: str(v) for k, v in (d.get("culprit") or {}).items()}
-        out.append(Labelled(str(d.get("id", n)), d["root_cause"], d["bundle"], culprit, str(d.get("view") or "")))
+        given = d.get("culprit_aliases") or {}
+        if not isinstance(given, dict):
+            raise UsageError(f'{path}:{n}: culprit_aliases must be an object of lists, like {{"gpu": [...]}}')
+        aliases = {str(k): [str(a) for a in v] for k, v in given.items() if isinstance(v, list)}
+        out.append(
+            Labelled(str(d.get("id", n)), d["root_cause"], d["bundle"], culprit, str(d.get("view") or ""), aliases)
+        )
     return out
 
 
@@ -74,13 +92,15 @@ def score(name: str, items: list[Labelled], preds: list[tuple[str, dict[str, Any
     """Accuracy, macro-F1, per-class recall, culprit accuracy, false diagnoses on controls, latency."""
     culprit_hits: Counter[str] = Counter()
     culprit_total: Counter[str] = Counter()
+    gpu_index_hits = 0  # the stricter reading: the GPU named by its index, not its bus id
     rows = []
     for it, (pred, culprit, _) in zip(items, preds, strict=True):
         for k, v in it.culprit.items():
             if it.root_cause == UNKNOWN:
                 continue
             culprit_total[k] += 1
-            culprit_hits[k] += culprit.get(k) == str(v)
+            culprit_hits[k] += it.names(k, culprit.get(k))
+            gpu_index_hits += k == "gpu" and culprit.get(k) == str(v)
         rows.append(
             {
                 "id": it.id,
@@ -103,7 +123,7 @@ def score(name: str, items: list[Labelled], preds: list[tuple[str, dict[str, Any
     correct = sum(1 for it, p in zip(items, preds, strict=True) if it.root_cause == p[0])
     # an incident counts as localised when every key its label names was found
     with_culprit = [(it, p) for it, p in zip(items, preds, strict=True) if it.culprit and it.root_cause != UNKNOWN]
-    localised = sum(1 for it, p in with_culprit if all(p[1].get(k) == str(v) for k, v in it.culprit.items()))
+    localised = sum(1 for it, p in with_culprit if all(it.names(k, p[1].get(k)) for k in it.culprit))
     controls = [p[0] for it, p in zip(items, preds, strict=True) if it.root_cause == UNKNOWN]
     views = sorted({it.view for it in items if it.view})
     lat = [p[2] for p in preds]
@@ -115,6 +135,7 @@ def score(name: str, items: list[Labelled], preds: list[tuple[str, dict[str, Any
         "per_class_recall": recall,
         "culprit_accuracy": {k: culprit_hits[k] / culprit_total[k] for k in sorted(culprit_total)},
         "culprit_counts": {k: culprit_total[k] for k in sorted(culprit_total)},
+        "culprit_gpu_index_accuracy": gpu_index_hits / culprit_total["gpu"] if culprit_total["gpu"] else None,
         "culprit_all_keys": localised / len(with_culprit) if with_culprit else None,
         "false_diagnosis_rate": (sum(1 for p in controls if p != UNKNOWN) / len(controls)) if controls else None,
         "controls": len(controls),
@@ -140,6 +161,10 @@ def markdown(result: dict[str, Any], title: str) -> str:
     ]
     for k, v in result["culprit_accuracy"].items():
         lines.append(f"| culprit {k} accuracy (n={result['culprit_counts'][k]}) | {v:.3f} |")
+    if result.get("culprit_gpu_index_accuracy") is not None:
+        lines.append(f"| culprit GPU named by index, not bus id | {result['culprit_gpu_index_accuracy']:.3f} |")
+    if result.get("culprit_all_keys") is not None:
+        lines.append(f"| culprit, every labelled key | {result['culprit_all_keys']:.3f} |")
     lines += [
         f"| latency p50 / p95 (ms) | {result['latency_ms']['p50']:.2f} / {result['latency_ms']['p95']:.2f} |",
         "",
@@ -305,7 +330,8 @@ def side_by_side_markdown(results: dict[str, dict[str, Any]], title: str) -> str
         row("macro-F1", lambda r: pct(r["macro_f1"])),
         row("culprit: every labelled key right", lambda r: pct(r["culprit_all_keys"])),
         row("culprit node", lambda r: pct(r["culprit_accuracy"].get("node"))),
-        row("culprit gpu", lambda r: pct(r["culprit_accuracy"].get("gpu"))),
+        row("culprit gpu (index or bus id)", lambda r: pct(r["culprit_accuracy"].get("gpu"))),
+        row("culprit gpu by index", lambda r: pct(r.get("culprit_gpu_index_accuracy"))),
         row("culprit job", lambda r: pct(r["culprit_accuracy"].get("job"))),
         row("false diagnoses on no-fault controls", lambda r: pct(r["false_diagnosis_rate"])),
         row("latency p50 (ms)", lambda r: f"{r['latency_ms']['p50']:.0f}"),

@@ -45,6 +45,7 @@ class GroundTruth:
     job: str | None
     variant: str
     affected_jobs: list[str] = field(default_factory=list)
+    gpu_bus_id: str | None = None  # the culprit GPU's address as dcgm-exporter labels it: the same device as `gpu`
 
     def as_dict(self, iso: Callable[[float], str]) -> dict[str, Any]:
         culprit = {k: v for k, v in (("node", self.node), ("gpu", self.gpu), ("job", self.job)) if v is not None}
@@ -57,7 +58,7 @@ class GroundTruth:
             "culprit": culprit,
             "variant": self.variant,
             "affected_jobs": sorted(set(self.affected_jobs), key=int),
-        }
+        } | ({"gpu_bus_id": self.gpu_bus_id} if self.gpu is not None and self.gpu_bus_id else {})
 
 
 class Simulation:

@@ -243,6 +243,7 @@ class FaultPlanner:
             job=str(job.id) if job else None,
             variant=v,
             affected_jobs=[str(job.id)] if job else [],
+            gpu_bus_id=sim.topo.gpu_bus_id[gpu] if gpu_label is not None and gpu is not None else None,
         )
         if (cause == "storage_io" and v == "lustre-stall") or cause == "collective_hang":
             # a shared filesystem, or a rank that hangs silently: no node is to blame in what anyone can see

@@ -20,6 +20,7 @@ BEFORE = timedelta(minutes=10)
 AFTER = timedelta(minutes=5)
 STEP = "15s"
 MAX_LOG_LINES = 400
+MAX_DEVICE_MAP_LINES = 64  # one per rank of a job on 8 nodes × 8 GPUs
 
 
 @dataclass
@@ -129,11 +130,28 @@ def gather_logs(
             .order_by(log_lines.c.ts)
             .limit(MAX_LOG_LINES)
         ).all()
+    if jobs:
+        rows = _device_map_lines(store, jobs, start) + list(rows)
     item.series = len(rows)
     item.status = "success" if rows else "no_data"
     return [
         {"ts": ts.isoformat() if hasattr(ts, "isoformat") else str(ts), "source": s, "line": ln} for ts, s, ln in rows
     ], item
+
+
+def _device_map_lines(store: Store, jobs: list[str], start: datetime) -> list[Any]:
+    """The jobs' NCCL init lines from before the window (`rank R ... nvmlDev X busId B`): printed once at start-up,
+    they are what turns a failing rank or an Xid's PCI address into the GPU index operators use."""
+    own = [c for j in jobs for c in (log_lines.c.source == f"job/{j}", log_lines.c.source.like(f"job/{j}/%"))]
+    with store.tx() as c:
+        return list(
+            c.execute(
+                select(log_lines.c.ts, log_lines.c.source, log_lines.c.line)
+                .where(or_(*own), log_lines.c.ts < start, log_lines.c.line.like("%NCCL INFO%rank % nvmlDev %"))
+                .order_by(log_lines.c.ts)
+                .limit(MAX_DEVICE_MAP_LINES)
+            ).all()
+        )
 
 
 def build_bundle(

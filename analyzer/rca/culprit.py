@@ -9,6 +9,7 @@ from hpcmind.contract import Culprit, EvidenceBundle
 
 from .findings import Finding
 from .focus import JOB_LABELS, SOURCE_JOB, SOURCE_NODE
+from .gpu_ids import GpuIds, gpu_ids, host_of_source, job_of_source, rank_of
 from .localize import first_deviator
 from .metric_rules import host_of
 from .xid import parse_xids
@@ -37,13 +38,9 @@ _LINE_GPU = [
     re.compile(r"\bfrom GPU(\d{1,2}) GSP"),
     re.compile(r"\bGPU (?:index )?(\d{1,2})\b(?! ?(?:GB|GiB|MiB|%))"),
 ]
+# causes that sit on one GPU: only for these does the failing rank stand for its GPU
+GPU_SCOPED = frozenset({"gpu_hardware_fault", "gpu_memory_error", "nvlink_error", "gpu_thermal", "gpu_oom"})
 _LINE_PCI = re.compile(r"\bGPU (?:at )?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})")
-
-
-def _bus(pci: str) -> str:
-    """'PCI:0000:3b:00', '00000000:3B:00.0' -> '3b:00' for comparison."""
-    parts = pci.replace("PCI:", "").split(".")[0].split(":")
-    return ":".join(parts[-2:]).lower()
 
 
 def _first(values: Sequence[str | None]) -> str | None:
@@ -61,6 +58,8 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
     nodes: list[str | None] = [alert_host, first_host]
     gpus: list[str | None] = [alert_labels.get("gpu"), first_gpu if same_node else None]
     jobs: list[str | None] = [job.id if job else None] + [alert_labels.get(k) for k in JOB_LABELS]
+    ids = gpu_ids(bundle)
+    ranks: list[tuple[str | None, int]] = []  # (job, rank) of the lines behind a GPU-scoped cause
 
     for f in support:
         if f.labels:
@@ -75,13 +74,23 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         line = f.line or ""
         nodes += [m[1] for rx in _LINE_NODE if (m := rx.search(line))]
         jobs += [m[1] for rx in _LINE_JOB if (m := rx.search(line))]
-        gpus += [_gpu_from_line(line, bundle)]
+        gpus += [_gpu_from_line(line, host_of_source(src), ids)]
+        if f.cause in GPU_SCOPED and (r := rank_of(f.source, f.line)) is not None:
+            ranks.append((job_of_source(src), r))
+    # the failing rank's GPU: NCCL's init line names its device exactly
+    gpus += [ids.of_rank(j, r) for j, r in ranks]
     if job and len(job.nodes) == 1:
         nodes.append(job.nodes[0])
     if support and not _first(nodes):
         nodes += _nodes_in_job_lines(bundle, _first(jobs))
     # a bus address nothing translated is a last resort: an index named by other evidence is what operators use
-    gpu = _first([g for g in gpus if g and not g.startswith("PCI:")]) or _first(gpus)
+    # and the rank's local_rank (torchrun's CUDA device) is a guess that comes after the address
+    gpu = (
+        _first([g for g in gpus if g and not g.startswith("PCI:")])
+        or _first(gpus)
+        or _first([ids.local_rank_of(j, r) for j, r in ranks])
+        or (str(ranks[0][1]) if ranks and job and len(job.nodes) == 1 else None)  # one node: rank is local rank
+    )
     return Culprit(node=_first(nodes), gpu=gpu, job=_first(jobs))
 
 
@@ -100,17 +109,13 @@ def _nodes_in_job_lines(bundle: EvidenceBundle, job: str | None) -> list[str | N
     return out
 
 
-def _gpu_from_line(line: str, bundle: EvidenceBundle) -> str | None:
+def _gpu_from_line(line: str, host: str | None, ids: GpuIds) -> str | None:
     pcis = [x.pci for x in parse_xids(line) if x.pci]
     if not pcis and (m := _LINE_PCI.search(line)):
         pcis = ["PCI:" + m[1]]
     if pcis:
-        # dcgm-exporter labels each GPU with its bus id: translate the Xid's PCI address to the index.
-        for s in bundle.metrics:
-            bus_id = s.labels.get("pci_bus_id")
-            if bus_id and _bus(bus_id) == _bus(pcis[0]) and s.labels.get("gpu"):
-                return s.labels["gpu"]
-        return pcis[0]
+        # translate the Xid's PCI address to the index operators use (dcgm-exporter labels, NCCL init lines)
+        return ids.of_bus(pcis[0], host) or pcis[0]
     for rx in _LINE_GPU:
         if m := rx.search(line):
             return m[1]

@@ -25,7 +25,8 @@ SOURCE_JOB = re.compile(r"^(?:job|slurm)/(\d+)")
 LINE_JOB = re.compile(r"\b(?:oom_memcg|task_memcg)=\S*?/job_(\d+)")
 # a controller line (slurmctld) is about the jobs and nodes it names
 LINE_JOBS = re.compile(r"\bJobId=(\d+)|\bJOB (\d+)\b")
-LINE_NODES = re.compile(r"\b(?:Nodes?|node|NodeList=) ?([A-Za-z][\w.\-\[\],]*)")
+# a host name carries a digit (gn001, dgx-a12, nid00006): "Node failure", "node is down" name no host
+LINE_NODES = re.compile(r"\b(?:Nodes?|node|NodeList=) ?([A-Za-z][\w.\-\[\],]*\d[\w.\-\[\],]*)")
 ELSEWHERE = 0.3
 
 

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -68,6 +68,8 @@ class Example:
     culprit: dict[str, str]
     bundle: dict[str, Any]
     variant: str = ""
+    # other names of the culprit: a GPU is also its PCI bus id (`nvidia-smi -i` takes either)
+    culprit_aliases: dict[str, list[str]] = field(default_factory=dict)
 
 
 @cache
@@ -238,7 +240,9 @@ def views_of(
             nb["logs"] = logs
         if not nb or all(not v for v in nb.values()):
             continue
-        yield Example(f"{ex.id}/{view}", ex.seed, ex.split, view, ex.root_cause, ex.culprit, nb, ex.variant)
+        yield Example(
+            f"{ex.id}/{view}", ex.seed, ex.split, view, ex.root_cause, ex.culprit, nb, ex.variant, ex.culprit_aliases
+        )
 
 
 def examples_for_seed(seed: int, work: Path, views_per_incident: int = 2, controls: int = 3) -> list[Example]:
@@ -261,8 +265,11 @@ def examples_for_seed(seed: int, work: Path, views_per_incident: int = 2, contro
         bundle = bundle_for_truth(run, tr)
         if rng.random() < 0.85 and (alert := synth_alert(rng, tr["root_cause"], float(tr["onset_ts"]), culprit)):
             bundle["alert"] = alert
+        aliases = {"gpu": [tr["gpu_bus_id"]]} if tr.get("gpu_bus_id") and "gpu" in culprit else {}
         base.append(
-            Example(f"s{seed}/{tr['id']}", seed, split, "full", tr["root_cause"], culprit, bundle, tr["variant"])
+            Example(
+                f"s{seed}/{tr['id']}", seed, split, "full", tr["root_cause"], culprit, bundle, tr["variant"], aliases
+            )
         )
     for i, (t, node, job) in enumerate(_controls(run, rng, controls)):
         culprit = {"node": node} | ({"job": job} if job else {})
@@ -321,6 +328,8 @@ def data_card(examples: list[Row], seeds: list[int], made: str) -> str:
         "- views: full bundle (85 % with an alert the shipped rules raise for the cause), logs only, metrics only, "
         "alert only (causes with a specific alert), truncated logs and half the metrics, noise lines from quiet "
         "windows, a second incident's lines interleaved (only when the alert names this one)",
+        "- labels: `root_cause`, `culprit` (node, GPU index, job: the keys the fault has) and `culprit_aliases` (the "
+        "culprit GPU's PCI bus id, the other name `nvidia-smi -i` and the driver's Xid lines use for it)",
         "- the real incidents in bench/data are never used here (evaluation only)",
         "",
         "| root cause | train | val | test |",

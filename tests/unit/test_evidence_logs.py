@@ -37,3 +37,24 @@ def test_a_job_incident_on_a_shared_node_gets_its_own_lines_and_the_node_s(tmp_p
     logs, _ = gather_logs(store, ["node02"], [], T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
     assert [x["source"] for x in logs] == ["node/node02/kernel"]
     store.close()
+
+
+def test_a_job_s_nccl_device_map_from_start_up_comes_with_a_later_window(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    init = "node01:51:52 [1] NCCL INFO comm 0x1 rank 1 nranks 2 cudaDev 1 nvmlDev 5 busId ab000 commId 0x2 - Init START"
+    early = [
+        ("job/4/rank1", init),
+        ("job/4/rank1", "node01:51:52 [1] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via P2P/CUMEM"),  # not a device map
+        ("job/5/rank1", init.replace("nvmlDev 5", "nvmlDev 6")),  # another job's
+    ]
+    with store.tx() as c:
+        c.execute(
+            log_lines.insert(),
+            [{"id": f"e{i}", "ts": T0 - timedelta(hours=3), "source": s, "line": ln} for i, (s, ln) in enumerate(early)]
+            + [{"id": f"l{i}", "ts": T0, "source": s, "line": ln} for i, (s, ln) in enumerate(LINES)],
+        )
+    logs, item = gather_logs(store, ["node01"], ["4"], T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
+    assert logs[0]["line"] == init and logs[0]["source"] == "job/4/rank1"
+    assert sum("NCCL INFO" in x["line"] for x in logs) == 1
+    assert item.series == 6
+    store.close()

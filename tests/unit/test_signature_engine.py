@@ -95,6 +95,14 @@ CASES: list[tuple[str, dict[str, object]]] = [
         "environment_error",
         logs("ImportError: libcudart.so.12: cannot open shared object file: No such file or directory"),
     ),
+    ("environment_error", logs("RuntimeError: No CUDA GPUs are available")),
+    (
+        "software_error",
+        logs(
+            "RuntimeError: Expected to have finished reduction in the prior iteration before starting a new one. "
+            "This error indicates that your module has parameters that were not used in producing loss."
+        ),
+    ),
     ("walltime_exceeded", {"job": {"id": "77", "state": "TIMEOUT", "exit_code": "0:15"}}),
     (
         "node_failure",
@@ -124,7 +132,7 @@ CASES: list[tuple[str, dict[str, object]]] = [
 
 
 def test_cases_cover_every_root_cause() -> None:
-    assert sorted(c for c, _ in CASES) == sorted(root_cause_ids())
+    assert {c for c, _ in CASES} == set(root_cause_ids())
 
 
 @pytest.mark.parametrize(("expected", "bundle"), CASES, ids=[c for c, _ in CASES])
@@ -401,6 +409,16 @@ def test_controller_lines_about_another_node_s_failure_are_the_other_incident_s(
     # the same controller lines about the alerted node are the diagnosis
     on_n1 = json.loads(json.dumps(bundle).replace("n2", "n1").replace("JobId=12", "JobId=11"))
     assert ENGINE.diagnose(parse_bundle(on_n1)).root_cause == "node_failure"
+
+
+def test_controller_words_after_node_are_not_host_names() -> None:
+    from analyzer.rca.focus import names_elsewhere
+
+    # "Node failure" and "node is down" name no host: such a line is not another node's evidence
+    assert not names_elsewhere("[2026-11-21T05:25:00.000] Node failure on gn001", {"gn001"}, set())
+    assert not names_elsewhere("error: node is down, requeueing", {"gn001"}, set())
+    assert names_elsewhere("update_node: node gn002 state set to DRAINING", {"gn001"}, set())
+    assert names_elsewhere("error: Nodes dgx-a12 not responding", {"gn001"}, set())
 
 
 def test_host_memory_running_out_is_seen_in_node_exporter_metrics() -> None:
