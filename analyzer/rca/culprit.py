@@ -83,6 +83,8 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         nodes.append(job.nodes[0])
     if support and not _first(nodes):
         nodes += _nodes_in_job_lines(bundle, _first(jobs))
+    if support and _first(nodes) and not _first(jobs):
+        jobs.append(_job_on_node(bundle, str(_first(nodes))))
     # a bus address nothing translated is a last resort: an index named by other evidence is what operators use
     # and the rank's local_rank (torchrun's CUDA device) is a guess that comes after the address
     gpu = (
@@ -95,6 +97,7 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
 
 
 _NCCL_HOST = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]")
+_HOST_IN_JOB_LINE = (*_LINE_NODE, _NCCL_HOST)
 
 
 def _nodes_in_job_lines(bundle: EvidenceBundle, job: str | None) -> list[str | None]:
@@ -105,8 +108,22 @@ def _nodes_in_job_lines(bundle: EvidenceBundle, job: str | None) -> list[str | N
         src = e.source or ""
         if job and not (src.startswith(f"job/{job}") or f"JobId={job}" in e.line or f"JOB {job} " in e.line):
             continue
-        out += [m[1] for rx in (*_LINE_NODE, _NCCL_HOST) if (m := rx.search(e.line))]
+        out += [m[1] for rx in _HOST_IN_JOB_LINE if (m := rx.search(e.line))]
     return out
+
+
+def _job_on_node(bundle: EvidenceBundle, node: str) -> str | None:
+    """The one job the evidence shows on the failed node: its own lines name the host (srun, torchrun's
+    summary, NCCL's prefix) or its DCGM series carry the node's name. Two or more: it can't say which."""
+    found: set[str] = set()
+    for e in bundle.logs:
+        src = e.source or ""
+        if (m := SOURCE_JOB.match(src)) and any((h := rx.search(e.line)) and h[1] == node for rx in _HOST_IN_JOB_LINE):
+            found.add(m[1])
+    for series in bundle.metrics:
+        if host_of(series.labels) == node:
+            found.update(v for k in JOB_LABELS if (v := series.labels.get(k)))
+    return found.pop() if len(found) == 1 else None
 
 
 def _gpu_from_line(line: str, host: str | None, ids: GpuIds) -> str | None:

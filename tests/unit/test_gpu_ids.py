@@ -108,3 +108,19 @@ def test_the_bench_counts_a_bus_id_as_naming_the_gpu_and_reports_the_index_readi
     assert r["culprit_accuracy"]["gpu"] == 2 / 3
     assert r["culprit_gpu_index_accuracy"] == 1 / 3
     assert r["culprit_all_keys"] == 2 / 3
+
+
+def test_the_one_job_whose_lines_name_the_failed_node_is_the_culprit_job() -> None:
+    xid = "NVRM: Xid (PCI:0000:2a:00): 74, pid=799544, NVLink: fatal error detected on link 4"
+    logs = [
+        {"source": "node/dgx005/kernel", "line": xid},
+        {"source": "job/168361", "line": "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:"},
+        {"source": "job/168361", "line": "  host      : dgx005"},
+        {"source": "job/168362", "line": "srun: error: dgx006: task 0: Exited with exit code 1"},  # elsewhere
+    ]
+    d = ENGINE.diagnose(parse_bundle({"logs": logs}))
+    assert d.root_cause == "nvlink_error"
+    assert (d.culprit.node, d.culprit.job) == ("dgx005", "168361")
+    # two jobs on the node: the evidence does not say which one the link took down
+    both = [*logs, {"source": "job/168363", "line": "srun: error: dgx005: task 1: Exited with exit code 1"}]
+    assert ENGINE.diagnose(parse_bundle({"logs": both})).culprit.job is None
