@@ -3,7 +3,7 @@
 Three sources, most exact first:
 - dcgm-exporter labels each series with `gpu` (the NVML index) and `pci_bus_id`;
 - NCCL at `NCCL_DEBUG=INFO` prints, per rank, `comm 0x.. rank R nranks N cudaDev D nvmlDev X busId B - Init ...`
-  (nvmlDev is the index nvidia-smi and DCGM use; NCCL < 2.18 prints cudaDev only);
+  (nvmlDev is the index nvidia-smi and DCGM use; NCCL < 2.18 prints cudaDev only, an ordinal like local_rank);
 - torchrun's failure summary names the failing rank's `local_rank`, which torchrun makes the CUDA device
   (an ordinal among the job's visible GPUs: the physical index only when the job holds them from 0, so it
   is the weakest of the three and used only when nothing else names the GPU).
@@ -75,10 +75,11 @@ def gpu_ids(bundle: EvidenceBundle) -> GpuIds:
     for e in bundle.logs:
         job = job_of_source(e.source)
         if m := _NCCL_INIT.search(e.line):
-            gpu = m["nvml"] or m["cuda"]
-            if m["nvml"]:  # cudaDev alone is an ordinal among visible GPUs, not the device at that bus
-                ids.by_bus[m["host"], bus_key(m["bus"])] = gpu
-            ids.by_rank[job, int(m["rank"])] = gpu
+            if m["nvml"]:
+                ids.by_bus[m["host"], bus_key(m["bus"])] = m["nvml"]
+                ids.by_rank[job, int(m["rank"])] = m["nvml"]
+            else:  # cudaDev alone is an ordinal among the visible GPUs, as weak as torchrun's local_rank
+                ids.local_rank[job, int(m["rank"])] = m["cuda"]
         elif m := _TORCHRUN_RANK.match(e.line):
             ids.local_rank[job, int(m[1])] = m[2]
     return ids

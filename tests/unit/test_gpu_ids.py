@@ -41,7 +41,7 @@ def test_old_nccl_without_nvmldev_maps_ranks_but_not_addresses() -> None:
     # NCCL < 2.18 prints cudaDev only: an ordinal among the visible GPUs, not the device at that bus
     line = "A03-R28:193027:193119 [7] NCCL INFO comm 0x7fdf08000d00 rank 15 nranks 16 cudaDev 7 busId e7000 - Init"
     ids = gpu_ids(parse_bundle({"logs": [{"line": line}]}))
-    assert ids.of_rank(None, 15) == "7"
+    assert ids.of_rank(None, 15) is None and ids.local_rank_of(None, 15) == "7"
     assert ids.of_bus("PCI:0000:e7:00", "A03-R28") is None
 
 
