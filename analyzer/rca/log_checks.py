@@ -17,7 +17,8 @@ _SMI_TEMP = re.compile(
 _SMI_TABLE_TEMP = re.compile(r"\|\s*\d+%?\s+(\d{2,3})C\s+P\d+\b|\|\s*N/A\s+(\d{2,3})C\s+P\d+\b")
 _DATA_TIME = re.compile(r"\bTime\s+([\d.]+)\s+\(([\d.]+)\)\s+Data\s+([\d.]+)\s+\(([\d.]+)\)")
 _KV_DATA = re.compile(r"\bdata(?:_time|_wait|[ _]wait[ _]time|_load(?:ing)?_time)\s*[=:]\s*([\d.]+)", re.IGNORECASE)
-_KV_STEP = re.compile(r"\b(?:batch|step|iter(?:ation)?)_?time\s*[=:]\s*([\d.]+)", re.IGNORECASE)
+# mmcv/mmengine and detectron2 print a bare "time: 1.601, data_time: 1.532"; "\b" keeps "data_time" out.
+_KV_STEP = re.compile(r"\b(?:(?:batch|step|iter(?:ation)?)_?)?time\s*[=:]\s*([\d.]+)", re.IGNORECASE)
 _VLLM_KV = re.compile(r"(?:GPU )?KV cache usage:\s*([\d.]+)%", re.IGNORECASE)
 _VLLM_WAITING = re.compile(r"Waiting:\s*(\d+)\s*reqs", re.IGNORECASE)
 
