@@ -112,13 +112,24 @@ CASES: list[tuple[str, list[str]]] = [
         ],
     ),
     # UCX (Open MPI / NCCL's UCX plugin) words the IB retry error differently from verbs
-    ("network_fabric", ["[gpu-12:45678:0]  ib_mlx5_log.c:177  Transport retry count exceeded on mlx5_0:1/IB (synd 0x15 vend 0x81)"]),
-    ("host_oom", ["numpy.core._exceptions._ArrayMemoryError: Unable to allocate 42.3 GiB for an array with shape (110000, 103000)"]),
+    (
+        "network_fabric",
+        ["[gpu-12:45678:0]  ib_mlx5_log.c:177  Transport retry count exceeded on mlx5_0:1/IB (synd 0x15 vend 0x81)"],
+    ),
+    (
+        "host_oom",
+        [
+            "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 42.3 GiB for an array with shape (110000, 103000)"
+        ],
+    ),
     ("preemption", ["slurmctld: _job_requeue: JobId=1234 state=0x8000 reason=Preempted"]),
     ("inference_overload", ["[2024-09-01 12:00:00 TP0] KV cache pool is full. Retract requests. #retracted_reqs: 12"]),
     ("gpu_thermal", ["Warning: GPU 2 Thermal violations totaling 13.2 seconds."]),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
-    ("dataloader_bottleneck", ["Epoch [1][50/1000]\tlr: 1.000e-03, eta: 9:41:20, time: 1.601, data_time: 1.532, memory: 3000"]),
+    (
+        "dataloader_bottleneck",
+        ["Epoch [1][50/1000]\tlr: 1.000e-03, eta: 9:41:20, time: 1.601, data_time: 1.532, memory: 3000"],
+    ),
 ]
 
 
