@@ -47,6 +47,36 @@ def nvidia_smi_temperature(lines: Sequence[str]) -> list[Hit]:
     return hits
 
 
+_SMI_REMAP_FIELD = re.compile(r"^\s*(Pending|Remapping Failure Occurred|Uncorrectable Error)\s*:\s*(\w+)")
+_SMI_DRAM_UNCORR = re.compile(r"^\s*(?:DRAM|SRAM) Uncorrectable\s*:\s*([1-9]\d*)\b")
+# The fields of nvidia-smi -q's "Remapped Rows" section follow its header within a few lines.
+_REMAP_SECTION_SPAN = 8
+
+
+def nvidia_smi_memory_health(lines: Sequence[str]) -> list[Hit]:
+    """nvidia-smi -q memory-health fields with a bad value (the same report on a healthy GPU says 0 / No)."""
+    hits: list[Hit] = []
+    section_at = -(_REMAP_SECTION_SPAN + 1)
+    for i, line in enumerate(lines):
+        if line.strip() == "Remapped Rows":
+            section_at = i
+            continue
+        m = _SMI_DRAM_UNCORR.search(line)
+        if m:
+            hits.append((i, "gpu_memory_error", 8.0, "smi-uncorrectable-ecc-count"))
+        f = _SMI_REMAP_FIELD.search(line)
+        if not f or i - section_at > _REMAP_SECTION_SPAN:
+            continue
+        field, value = f[1], f[2]
+        if field == "Remapping Failure Occurred" and value == "Yes":
+            hits.append((i, "gpu_memory_error", 11.0, "smi-row-remap-failed"))
+        elif field == "Pending" and value == "Yes":
+            hits.append((i, "gpu_memory_error", 9.0, "smi-row-remap-pending"))
+        elif field == "Uncorrectable Error" and value.isdigit() and int(value) > 0:
+            hits.append((i, "gpu_memory_error", 8.0, "smi-remapped-uncorrectable"))
+    return hits
+
+
 def data_wait_ratio(lines: Sequence[str]) -> list[Hit]:
     hits: list[Hit] = []
     for i, line in enumerate(lines):
@@ -76,6 +106,7 @@ def vllm_saturation(lines: Sequence[str]) -> list[Hit]:
 
 LOG_CHECKS: tuple[Callable[[Sequence[str]], list[Hit]], ...] = (
     nvidia_smi_temperature,
+    nvidia_smi_memory_health,
     data_wait_ratio,
     vllm_saturation,
 )

@@ -20,10 +20,19 @@ FIRST_STRONG_BONUS = 2.0
 STRONG = 9.0
 # Secondary signals of one cause add up, but far less than the strongest one.
 SUPPORT_FACTOR = 0.25
-# A collective timeout is what the other ranks see when one rank's GPU, link or node fails: beside direct evidence
-# of such a failure it is that failure's symptom, not a second diagnosis.
+# A collective timeout is what the other ranks see when one rank's GPU, link, node or file system fails: beside
+# direct evidence of such a failure it is that failure's symptom, not a second diagnosis.
 STALLS_RANKS = frozenset(
-    {"gpu_hardware_fault", "gpu_memory_error", "nvlink_error", "network_fabric", "node_failure", "host_oom", "gpu_oom"}
+    {
+        "gpu_hardware_fault",
+        "gpu_memory_error",
+        "nvlink_error",
+        "network_fabric",
+        "node_failure",
+        "host_oom",
+        "gpu_oom",
+        "storage_io",
+    }
 )
 SYMPTOM_FACTOR = 0.6
 

@@ -390,6 +390,23 @@ def test_collective_timeouts_beside_a_failed_link_are_its_symptom() -> None:
     assert ENGINE.diagnose(parse_bundle(logs(*watchdog, source="job/9/rank1"))).root_cause == "collective_hang"
 
 
+def test_a_file_system_stall_behind_collective_timeouts_is_the_root() -> None:
+    # rank 0 blocks in a Lustre write for minutes; its peers' all-reduce times out
+    kernel = [
+        "INFO: task pt_main_thread:81234 blocked for more than 122 seconds.",
+        " ll_fsync+0x1a2/0x2f0 [lustre]",
+    ]
+    watchdog = (
+        "[rank3]:[E ProcessGroupNCCL.cpp:607] [Rank 3] Watchdog caught collective operation timeout: "
+        "WorkNCCL(SeqNum=9123, OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800012 milliseconds before timing out."
+    )
+    both = {
+        "logs": [{"source": "node/n1/kernel", "line": ln} for ln in kernel] + [{"source": "job/9", "line": watchdog}]
+    }
+    assert ENGINE.diagnose(parse_bundle(both)).root_cause == "storage_io"
+    assert ENGINE.diagnose(parse_bundle(logs(watchdog, source="job/9"))).root_cause == "collective_hang"
+
+
 def test_controller_lines_about_another_node_s_failure_are_the_other_incident_s() -> None:
     # job 11's code bug on n1; in the same minutes slurmctld reports n2 dead and kills job 12 there
     ctld = [

@@ -125,6 +125,31 @@ CASES: list[tuple[str, list[str]]] = [
     ("preemption", ["slurmctld: _job_requeue: JobId=1234 state=0x8000 reason=Preempted"]),
     ("inference_overload", ["[2024-09-01 12:00:00 TP0] KV cache pool is full. Retract requests. #retracted_reqs: 12"]),
     ("gpu_thermal", ["Warning: GPU 2 Thermal violations totaling 13.2 seconds."]),
+    ("host_oom", ["ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory."]),
+    ("node_failure", ["ray.exceptions.NodeDiedError: The node with node id: 5f1c2 has been marked dead"]),
+    ("node_failure", ["ORTE has lost communication with a remote daemon."]),
+    (
+        "network_fabric",
+        ["[gpu-7:12345:0:12345] ib_mlx5_log.c:171 Remote access error on mlx5_0:1/IB (synd 0x13 vend 0x88)"],
+    ),
+    ("numerical_divergence", ["FloatingPointError: invalid value (nan) encountered in jit(train_step)"]),
+    ("numerical_divergence", ["RuntimeError: probability tensor contains either `inf`, `nan` or element < 0"]),
+    ("software_error", ["torch._dynamo.exc.Unsupported: call_function BuiltinVariable(open) [ConstantVariable()] {}"]),
+    (
+        "rendezvous_failure",
+        [
+            "RuntimeError: [3] is setting up NCCL communicator and retrieving ncclUniqueId from [0] via c10d key-value store by key '0', but store->get('0') got error: Socket Timeout"
+        ],
+    ),
+    (
+        "gpu_memory_error",
+        [
+            "    Remapped Rows",
+            "        Correctable Error                 : 0",
+            "        Uncorrectable Error               : 2",
+            "        Pending                           : Yes",
+        ],
+    ),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
@@ -160,6 +185,11 @@ def test_a_pasted_nvidia_smi_report_of_a_healthy_gpu_is_not_a_memory_error() -> 
         "    Retired Pages",
         "        Single Bit ECC                    : 0",
         "        Pending Page Blacklist            : No",
+        "    Remapped Rows",
+        "        Correctable Error                 : 0",
+        "        Uncorrectable Error               : 0",
+        "        Pending                           : No",
+        "        Remapping Failure Occurred        : No",
         "    Clocks Event Reasons",
         "        HW Slowdown                       : Not Active",
     ]
