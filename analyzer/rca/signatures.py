@@ -55,8 +55,9 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("numpy-alloc", "host_oom", 9, r"_ArrayMemoryError|Unable to allocate [\d.]+ [KMGTP]i?B for an array", 0),
     ("errno-12", "host_oom", 6, r"\[Errno 12\] Cannot allocate memory|Cannot allocate memory \(12\)", _I),
     ("dataloader-bus-error", "host_oom", 6, r"killed by signal: Bus error|Unexpected bus error encountered in worker", _I),
+    ("sigbus-exit", "host_oom", 5, r"Signal 7 \(SIGBUS\)|exitcode\s*:?\s*-7\b", _I),
     ("sigkill-exit", "host_oom", 4, r"exitcode\s*:?\s*-9\b|Signal 9 \(SIGKILL\)|exit code 137\b|\bexited with code 137", _I),
-    ("bare-killed", "host_oom", 4, r"^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?(?:/bin/bash: line \d+: +\d+ )?Killed\b", 0),
+    ("bare-killed", "host_oom", 4, r"(?:^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?(?:/bin/bash: line \d+: +\d+ )?|(?:s/it|it/s)\]\s*)Killed\b", 0),
     ("memory-pressure", "host_oom", 4, r"host memory pressure|memory (?:is )?exhausted on (?:the )?(?:node|host)", _I),
     # ---- gpu_hardware_fault ------------------------------------------------------------------------
     ("fallen-off-bus", "gpu_hardware_fault", 12, r"fallen off the bus|fell off the bus", _I),
@@ -111,6 +112,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("nccl-remote-error", "network_fabric", 3, r"remote process exited or there was a network error|ncclRemoteError|network error", _I),
     ("nccl-system-error", "network_fabric", 3, r"unhandled system error|ncclSystemError", _I),
     ("infiniband-word", "network_fabric", 3, r"\bInfiniBand\b|\bRoCE\b|\bIB link\b", _I),
+    ("ipoib-tx-timeout", "network_fabric", 8, r"\bib\d+: transmit timeout", 0),
     ("link-flap", "network_fabric", 6, r"link (?:flap|down)|\bport (?:flap|down)", _I),
     # ---- collective_hang ---------------------------------------------------------------------------
     ("nccl-watchdog-timeout", "collective_hang", 8, r"Watchdog caught collective operation timeout|collective operation timeout", _I),
@@ -178,10 +180,12 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- environment_error -------------------------------------------------------------------------
     ("driver-insufficient", "environment_error", 12, r"CUDA driver version is insufficient|NVIDIA driver on your system is too old|Driver/library version mismatch|cudaErrorInsufficientDriver|NVRM: API mismatch", _I),
     ("no-kernel-image", "environment_error", 11, r"no kernel image is available|not compatible with the current PyTorch installation|mismatches the version that was used to compile PyTorch", _I),
-    ("toolchain-mismatch", "environment_error", 9, r"compiled with different CUDA versions|Unsupported gpu architecture|only supports (?:Ampere|Hopper|Volta|Turing) GPUs|operator \S+ does not exist|cuDNN version (?:incompatib|mismatch)", _I),
+    ("toolchain-mismatch", "environment_error", 9, r"compiled with different CUDA (?:major )?versions|Unsupported gpu architecture|(?:only )?supported on GPUs with compute capability|requires? (?:a )?GPUs? with compute capability|only supports (?:Ampere|Hopper|Volta|Turing) GPUs|operator \S+ does not exist|cuDNN version (?:incompatib|mismatch)", _I),
     ("missing-library", "environment_error", 10, r"cannot open shared object file|undefined symbol:|version `GLIBC", _I),
     ("no-module", "environment_error", 9, r"ModuleNotFoundError|No module named|ImportError", 0),
     ("no-cuda-device", "environment_error", 10, r"no CUDA-capable device is detected|No CUDA GPUs are available|Found no NVIDIA driver|Torch not compiled with CUDA enabled|couldn't communicate with the NVIDIA driver|CUDA driver initialization failed|cudaErrorNoDevice", _I),
+    # in a container NVML loses the GPUs when the host re-applies cgroups (systemd daemon-reload); the GPU is fine
+    ("nvml-init-failed", "environment_error", 10, r"Failed to initialize NVML: (?:Unknown Error|Insufficient Permissions|Driver Not Loaded|GPU access blocked)|nvidia-container-cli: .*(?:initialization error|driver not loaded|nvml error)", _I),
     ("invalid-device-ordinal", "environment_error", 8, r"invalid device ordinal|CUDA_VISIBLE_DEVICES", _I),
     ("cuda-init-warning", "environment_error", 6, r"CUDA initialization:|CUDA unknown error - this may be due to an incorrectly set up environment", _I),
     ("busy-unavailable", "environment_error", 4, r"CUDA-capable device\(s\) is/are busy or unavailable", _I),

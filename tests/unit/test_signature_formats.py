@@ -150,6 +150,22 @@ CASES: list[tuple[str, list[str]]] = [
             "        Pending                           : Yes",
         ],
     ),
+    # inside a container NVML loses its GPUs when the host re-applies cgroups: an environment problem, not a dead GPU
+    ("environment_error", ["$ docker exec -it trainer nvidia-smi", "Failed to initialize NVML: Unknown Error"]),
+    ("environment_error", ["nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown."]),
+    (
+        "environment_error",
+        [
+            "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla V100-SXM2-32GB GPU has compute capability 7.0."
+        ],
+    ),
+    (
+        "environment_error",
+        ["RuntimeError: Detected that PyTorch and torchvision were compiled with different CUDA major versions."],
+    ),
+    ("host_oom", ["  exitcode  : -7 (pid: 4412)", "  traceback : Signal 7 (SIGBUS) received by PID 4412"]),
+    ("host_oom", ["Epoch 2:  13%|#3        | 260/2000 [05:01<33:35,  1.16s/it]Killed"]),
+    ("network_fabric", ["ib0: transmit timeout: latency 10240 msecs"]),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
