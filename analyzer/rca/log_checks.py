@@ -20,7 +20,9 @@ _KV_DATA = re.compile(r"\bdata(?:_time|_wait|[ _]wait[ _]time|_load(?:ing)?_time
 # mmcv/mmengine and detectron2 print a bare "time: 1.601, data_time: 1.532"; "\b" keeps "data_time" out.
 _KV_STEP = re.compile(r"\b(?:(?:batch|step|iter(?:ation)?)_?)?time\s*[=:]\s*([\d.]+)", re.IGNORECASE)
 _VLLM_KV = re.compile(r"(?:GPU )?KV cache usage:\s*([\d.]+)%", re.IGNORECASE)
-_VLLM_WAITING = re.compile(r"Waiting:\s*(\d+)\s*reqs", re.IGNORECASE)
+# vLLM's V0 engine says "Pending", V1 "Waiting"
+_VLLM_WAITING = re.compile(r"(?:Waiting|Pending):\s*(\d+)\s*reqs", re.IGNORECASE)
+_VLLM_RUNNING = re.compile(r"Running:\s*(\d+)\s*reqs", re.IGNORECASE)
 
 
 def nvidia_smi_temperature(lines: Sequence[str]) -> list[Hit]:
@@ -98,8 +100,10 @@ def vllm_saturation(lines: Sequence[str]) -> list[Hit]:
         m = _VLLM_KV.search(line)
         if m and float(m[1]) >= 90.0:
             hits.append((i, "inference_overload", 9.0, "vllm-kv-cache-full"))
-        w = _VLLM_WAITING.search(line)
-        if w and int(w[1]) >= 10:
+        w, r = _VLLM_WAITING.search(line), _VLLM_RUNNING.search(line)
+        # a queue behind an idle engine (almost nothing running, cache empty) is a stall, not saturation
+        idle = r is not None and int(r[1]) < 4 and (m is None or float(m[1]) < 50.0)
+        if w and int(w[1]) >= 10 and not idle:
             hits.append((i, "inference_overload", 6.0, "vllm-requests-waiting"))
     return hits
 

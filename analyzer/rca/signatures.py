@@ -155,7 +155,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("slow-checkpoint", "storage_io", 4, r"checkpoint (?:save|write)s? (?:is |are )?(?:very )?slow|iowait", _I),
     # ---- dataloader_bottleneck ---------------------------------------------------------------------
     ("lightning-few-workers", "dataloader_bottleneck", 10, r"does not have many workers which may be a bottleneck", _I),
-    ("data-bound", "dataloader_bottleneck", 7, r"input[- ]?(?:pipeline )?(?:bound|starved)|data ?loader (?:is )?(?:the )?bottleneck|(?:waiting|starved) (?:for|of) (?:input )?data|GPU(?:s)? (?:are |is )?starved|data[- ]loading (?:is )?slow", _I),
+    ("data-bound", "dataloader_bottleneck", 7, r"input[- ]?(?:pipeline )?(?:bound|starved)|data ?loader (?:is |has become |becomes )?(?:the )?bottleneck|(?:time|\d+ ?%)[^.\n]{0,30}(?:spent|consumed) (?:by|in|on) (?:the )?(?:data ?loader|data loading)|(?:waiting|starved) (?:for|of) (?:input )?data|GPU(?:s)? (?:are |is )?starved|data[- ]loading (?:is )?slow", _I),
+    ("low-gpu-util", "dataloader_bottleneck", 4, r"\blow GPU[- ]util|GPU[- ]util(?:i[sz]ation)?(?: rate)? (?:is |stays |remains )?(?:very |quite |extremely )?low", _I),
     ("dataloader-words", "dataloader_bottleneck", 3, r"data ?loader|num_workers|prefetch", _I),
     # ---- numerical_divergence ----------------------------------------------------------------------
     ("loss-nan", "numerical_divergence", 11, '(?:\\b|_)loss\\b[^\\n]{0,30}?[=:]?\\s*[\'\\"]?(?:nan|inf|-inf)\\b|\\b(?:nan|inf) loss\\b|loss (?:is|became|became|went) (?:nan|inf)', _I),

@@ -166,6 +166,17 @@ CASES: list[tuple[str, list[str]]] = [
     ("host_oom", ["  exitcode  : -7 (pid: 4412)", "  traceback : Signal 7 (SIGBUS) received by PID 4412"]),
     ("host_oom", ["Epoch 2:  13%|#3        | 260/2000 [05:01<33:35,  1.16s/it]Killed"]),
     ("network_fabric", ["ib0: transmit timeout: latency 10240 msecs"]),
+    (
+        "inference_overload",
+        [
+            "INFO 02-01 06:36:05 llm_engine.py:921] Avg prompt throughput: 382.6 tokens/s, Avg generation throughput: 118.5 tokens/s, Running: 35 reqs, Swapped: 0 reqs, Pending: 115 reqs, GPU KV cache usage: 79.0%, CPU KV cache usage: 0.0%"
+        ],
+    ),
+    (
+        "dataloader_bottleneck",
+        ["I noticed that the GPU utilization is very low and the dataloader has become the bottleneck"],
+    ),
+    ("dataloader_bottleneck", ["pytorch profiler: 60% of training time is consumed by DataLoader"]),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
@@ -211,3 +222,13 @@ def test_a_pasted_nvidia_smi_report_of_a_healthy_gpu_is_not_a_memory_error() -> 
     ]
     d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "nvidia-smi", "line": ln} for ln in report]}))
     assert d.root_cause == "unknown", (d.root_cause, d.evidence)
+
+
+def test_a_queue_behind_an_idle_inference_engine_is_not_overload() -> None:
+    # nothing running, cache empty, requests piling up: the engine is stuck, not saturated
+    line = (
+        "INFO 09-18 16:11:03 metrics.py:351] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 "
+        "tokens/s, Running: 0 reqs, Swapped: 0 reqs, Pending: 22 reqs, GPU KV cache usage: 0.0%, CPU KV cache usage: 0.0%."
+    )
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "vllm", "line": line}]}))
+    assert d.root_cause != "inference_overload", d.evidence
