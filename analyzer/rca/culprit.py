@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from hpcmind.contract import Culprit, EvidenceBundle
 
-from .findings import Finding
+from .findings import MAX_LINES, Finding
 from .focus import JOB_LABELS, SOURCE_JOB, SOURCE_NODE
 from .gpu_ids import GpuIds, gpu_ids, host_of_source, job_of_source, rank_of
 from .localize import first_deviator
@@ -26,6 +26,9 @@ _LINE_NODE = [
     re.compile(r"^([\w-]+): Reason="),
     re.compile(r"\bsrun: error: ([\w.-]+): task"),
     re.compile(r"^\s*host\s*:\s*([\w.-]+)\s*$"),  # torchrun's ChildFailedError summary
+    re.compile(r"\bRemote daemon: .* on node ([\w.-]+)"),  # Open MPI's lost daemon, not the HNP's node
+    re.compile(r"\bMemory on the node \(IP: ([\w.:-]+)"),  # Ray's memory monitor
+    re.compile(r"\bnode name: ([\w.:-]+) has been marked dead"),  # Ray's NodeDiedError
 ]
 _LINE_JOB = [
     re.compile(r"\bJOB (\d+) ON\b"),
@@ -40,6 +43,8 @@ _LINE_GPU = [
 ]
 # causes that sit on one GPU: only for these does the failing rank stand for its GPU
 GPU_SCOPED = frozenset({"gpu_hardware_fault", "gpu_memory_error", "nvlink_error", "gpu_thermal", "gpu_oom"})
+# nvidia-smi's table gives a GPU two rows: "|   3  NVIDIA A100 ... |" then "| N/A   92C    P0 ... |"
+_SMI_TABLE_INDEX = re.compile(r"^\|\s+(\d{1,2})\s+\S")
 _LINE_PCI = re.compile(r"\bGPU (?:at )?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})")
 
 
@@ -60,6 +65,7 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
     jobs: list[str | None] = [job.id if job else None] + [alert_labels.get(k) for k in JOB_LABELS]
     ids = gpu_ids(bundle)
     ranks: list[tuple[str | None, int]] = []  # (job, rank) of the lines behind a GPU-scoped cause
+    scanned = bundle.logs[-MAX_LINES:]  # the lines finding orders index
 
     for f in support:
         if f.labels:
@@ -75,6 +81,8 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         nodes += [m[1] for rx in _LINE_NODE if (m := rx.search(line))]
         jobs += [m[1] for rx in _LINE_JOB if (m := rx.search(line))]
         gpus += [_gpu_from_line(line, host_of_source(src), ids)]
+        if f.signature == "smi-table-hot" and 0 < f.order <= len(scanned):
+            gpus += [m[1] if (m := _SMI_TABLE_INDEX.match(scanned[f.order - 1].line)) else None]
         if f.cause in GPU_SCOPED and (r := rank_of(f.source, f.line)) is not None:
             ranks.append((job_of_source(src), r))
     # the failing rank's GPU: NCCL's init line names its device exactly

@@ -451,3 +451,51 @@ def test_host_memory_running_out_is_seen_in_node_exporter_metrics() -> None:
     assert d.root_cause == "host_oom" and d.culprit.node == "n1"
     busy = node("node_memory_MemAvailable_bytes", [1.3e12] * 10 + [9e11] * 4)  # a big job starting: not exhaustion
     assert ENGINE.diagnose(parse_bundle({"metrics": [busy]})).root_cause == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("lines", "node", "gpu"),
+    [
+        # Open MPI names the node whose daemon it lost; the HNP's node is healthy
+        (
+            [
+                "ORTE has lost communication with a remote daemon.",
+                "  HNP daemon   : [[12345,0],0] on node gpu-01",
+                "  Remote daemon: [[12345,0],3] on node gpu-04",
+            ],
+            "gpu-04",
+            None,
+        ),
+        (
+            [
+                "ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.",
+                "Memory on the node (IP: 10.0.0.4, ID: 1a2b3c) where the task was running was 243.21GB / 251.54GB "
+                "(0.966896), which exceeds the memory usage threshold of 0.95.",
+            ],
+            "10.0.0.4",
+            None,
+        ),
+        (
+            [
+                "ray.exceptions.NodeDiedError: The node with node id: 5f1c2 and address: 10.0.0.7 and node name: "
+                "10.0.0.7 has been marked dead because the detector has missed too many heartbeats from it."
+            ],
+            "10.0.0.7",
+            None,
+        ),
+        # the hot row of nvidia-smi's table; its GPU index is on the row above
+        (
+            [
+                "|   2  NVIDIA A100-SXM4-80GB          On  | 00000000:B1:00.0 Off |                    0 |",
+                "| N/A   41C    P0             120W / 400W |  70123MiB / 81920MiB |    100%      Default |",
+                "|   3  NVIDIA A100-SXM4-80GB          On  | 00000000:C1:00.0 Off |                    0 |",
+                "| N/A   92C    P0             398W / 400W |  70123MiB / 81920MiB |    100%      Default |",
+            ],
+            None,
+            "3",
+        ),
+    ],
+)
+def test_real_formats_name_the_failed_node_or_gpu(lines: list[str], node: str | None, gpu: str | None) -> None:
+    d = ENGINE.diagnose(parse_bundle(logs(*lines, source="job")))
+    assert (d.culprit.node, d.culprit.gpu) == (node, gpu), d.evidence
