@@ -48,7 +48,10 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("slurm-mem-limit", "host_oom", 11, r"exceeded memory limit|Exceeded job memory limit|Exceeded step memory limit", _I),
     ("dataloader-killed", "host_oom", 10, r"DataLoader worker \(pid[^)]*\) is killed by signal: Killed", _I),
     ("out-of-shm", "host_oom", 9, r"insufficient shared memory|out of shared memory|raise your shared memory limit|unable to write to file </torch_", _I),
-    ("state-out-of-memory", "host_oom", 10, r"\bOUT_OF_MEMORY\b|Reason=OutOfMemory", 0),
+    # sacct cuts the state column at 10 characters: OUT_OF_MEMORY prints as OUT_OF_ME+
+    ("state-out-of-memory", "host_oom", 10, r"\bOUT_OF_MEMORY\b|\bOUT_OF_ME\+|Reason=OutOfMemory", 0),
+    ("container-oom-killed", "host_oom", 11, r"\bOOMKilled\b|low on resource: memory", 0),
+    ("batch-mem-limit", "host_oom", 11, r"PBS: job killed: v?mem \S+ exceeded limit|TERM_MEMLIMIT|exceeded (?:hard|soft) (?:virtual )?memory limit", 0),
     ("bus-error", "host_oom", 5, r"\bBus error\b", 0),
     ("python-memoryerror", "host_oom", 7, r"^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?MemoryError\b|std::bad_alloc", 0),
     ("ray-memory-monitor", "host_oom", 11, r"node running low on memory|ray\.exceptions\.OutOfMemoryError|exceeds the memory usage threshold", _I),
@@ -56,7 +59,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("errno-12", "host_oom", 6, r"\[Errno 12\] Cannot allocate memory|Cannot allocate memory \(12\)", _I),
     ("dataloader-bus-error", "host_oom", 6, r"killed by signal: Bus error|Unexpected bus error encountered in worker", _I),
     ("sigbus-exit", "host_oom", 5, r"Signal 7 \(SIGBUS\)|exitcode\s*:?\s*-7\b", _I),
-    ("sigkill-exit", "host_oom", 4, r"exitcode\s*:?\s*-9\b|Signal 9 \(SIGKILL\)|exit code 137\b|\bexited with code 137", _I),
+    ("sigkill-exit", "host_oom", 4, r"exitcode\s*:?\s*-9\b|Signal 9 \(SIGKILL\)|exit ?code:?\s*137\b|\bexited with code 137", _I),
     ("bare-killed", "host_oom", 4, r"(?:^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?(?:/bin/bash: line \d+: +\d+ )?|(?:s/it|it/s)\]\s*)Killed\b", 0),
     ("memory-pressure", "host_oom", 4, r"host memory pressure|memory (?:is )?exhausted on (?:the )?(?:node|host)", _I),
     # ---- gpu_hardware_fault ------------------------------------------------------------------------
@@ -147,6 +150,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("nfs-not-responding", "storage_io", 9, r"nfs: server .* not responding", _I),
     ("hung-task", "storage_io", 9, r"blocked for more than \d+ seconds|hung_task_timeout_secs", _I),
     ("eio", "storage_io", 8, r"Input/output error|\[Errno 5\]|\bEIO\b", _I),
+    ("evicted-disk", "storage_io", 10, r"low on resource: (?:ephemeral-storage|nodefs|imagefs)|DiskPressure", 0),
     ("file-lock", "storage_io", 5, r"unable to lock file", _I),
     ("stale-handle", "storage_io", 8, r"Stale file handle|Read-only file system|\[Errno 30\]", _I),
     ("torch-save-failed", "storage_io", 9, r"PytorchStreamWriter failed writing file|file write failed|unexpected pos \d+ vs", _I),
@@ -196,6 +200,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- walltime_exceeded -------------------------------------------------------------------------
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),
     ("state-timeout", "walltime_exceeded", 11, r"(?:Job)?State=TIMEOUT|\bTIMEOUT\b.*\b(?:job|Job|JOB)\b|Reason=TimeLimit", 0),
+    ("sacct-timeout", "walltime_exceeded", 11, r"^\s*\d+[\w.+]*\s.*\sTIMEOUT\s+\d+:\d+\s*$", 0),
+    ("sge-wallclock", "walltime_exceeded", 11, r"exceeded (?:hard|soft) wallclock time", _I),
     ("walltime-words", "walltime_exceeded", 9, r"walltime (?:\d+ )?exceeded|exceeded (?:its |the )?(?:time|wall ?time) limit|TERM_RUNLIMIT|time limit (?:reached|exceeded)", _I),
     ("time-limit-hint", "walltime_exceeded", 3, r"\btime ?limit\b|\bwall ?time\b", _I),
     # ---- node_failure ------------------------------------------------------------------------------
@@ -208,12 +214,14 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("ray-node-died", "node_failure", 10, r"NodeDiedError|marked dead because the detector has missed too many heartbeats", _I),
     ("node-comm-failure", "node_failure", 6, r"Communication connection failure|Task launch for \S+ failed on node", _I),
     ("kill-task-failed", "node_failure", 5, r"Kill task failed|STEPD TERMINATED", _I),
+    ("k8s-node-not-ready", "node_failure", 9, r"\bNodeNotReady\b|node\.kubernetes\.io/(?:unreachable|not-ready)|Node is not ready", 0),
     ("boot-fail", "node_failure", 8, r"BOOT_FAIL|ResumeTimeout", 0),
     # ---- preemption --------------------------------------------------------------------------------
     ("slurm-preemption", "preemption", 13, r"DUE TO PREEMPTION|JobState=PREEMPTED|\bPREEMPTED\b", 0),
     ("slurmctld-preempted", "preemption", 11, r"\breason=Preempted\b|\bPreempting JobId=|preempted JobId=\d+", _I),
     ("job-requeue", "preemption", 9, r"DUE TO JOB REQUEUE|job (?:was )?requeued|requeued (?:by|due)", _I),
     ("preempt-words", "preemption", 6, r"\bjob\b.*\bpreempt|preempted by (?:a )?higher|preemption notice|spot (?:instance )?(?:interruption|preempt)", _I),
+    ("cloud-preempted", "preemption", 11, r"instance (?:was|has been) preempted|compute\.instances\.preempted|preemptible instance .*(?:stopped|terminated)", _I),
     ("preempt-config", "preemption", 4, r"Preempt(?:Type|Mode)\s*=", 0),
     # ---- inference_overload ------------------------------------------------------------------------
     ("vllm-kv-preempt", "inference_overload", 11, r"preempted by PreemptionMode|not enough KV cache space|total_cumulative_preemption_cnt", _I),

@@ -177,6 +177,17 @@ CASES: list[tuple[str, list[str]]] = [
         ["I noticed that the GPU utilization is very low and the dataloader has become the bottleneck"],
     ),
     ("dataloader_bottleneck", ["pytorch profiler: 60% of training time is consumed by DataLoader"]),
+    # sacct's default State column is 10 wide
+    ("host_oom", ["4412345           train        gpu    proj123         16 OUT_OF_ME+    0:125"]),
+    ("walltime_exceeded", ["4412346           train        gpu    proj123         16    TIMEOUT      0:0"]),
+    ("walltime_exceeded", ["job 123 exceeded hard wallclock time - initiate terminate method"]),
+    ("host_oom", ["=>> PBS: job killed: mem 135266304kb exceeded limit 134217728kb"]),
+    ("host_oom", ["TERM_MEMLIMIT: job killed after reaching LSF memory usage limit."]),
+    ("host_oom", ["    State:          Terminated", "      Reason:       OOMKilled", "      Exit Code:    137"]),
+    ("host_oom", ["Warning  Evicted  2m  kubelet  The node was low on resource: memory. Threshold quantity: 100Mi"]),
+    ("storage_io", ["Warning  Evicted  2m  kubelet  The node was low on resource: ephemeral-storage."]),
+    ("node_failure", ["Warning  NodeNotReady  3m  node-controller  Node is not ready"]),
+    ("preemption", ["Instance was preempted."]),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
@@ -232,3 +243,9 @@ def test_a_queue_behind_an_idle_inference_engine_is_not_overload() -> None:
     )
     d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "vllm", "line": line}]}))
     assert d.root_cause != "inference_overload", d.evidence
+
+
+def test_an_sge_job_script_s_resource_requests_are_not_a_fault() -> None:
+    script = ["#$ -l h_rt=48:00:00", "#$ -l h_vmem=4G", "#$ -pe smp 8"]
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in script]}))
+    assert d.root_cause == "unknown", d.evidence
