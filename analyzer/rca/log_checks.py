@@ -79,6 +79,29 @@ def nvidia_smi_memory_health(lines: Sequence[str]) -> list[Hit]:
     return hits
 
 
+_SMI_CSV_REASON = re.compile(r"clocks_(?:throttle|event)_reasons\.(\w+)")
+_HOT_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown", "hw_slowdown", "hw_power_brake_slowdown")
+
+
+def nvidia_smi_csv_throttle(lines: Sequence[str]) -> list[Hit]:
+    """`nvidia-smi --query-gpu=clocks_event_reasons.* --format=csv`: a header row of field names, then one row
+    of values per GPU; a thermal or hardware slowdown reason whose value is Active."""
+    hits: list[Hit] = []
+    for i, line in enumerate(lines[:-1]):
+        if not _SMI_CSV_REASON.search(line):
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        for j in range(i + 1, min(i + 17, len(lines))):
+            values = [v.strip() for v in lines[j].split(",")]
+            if len(values) != len(fields):
+                break
+            for name, value in zip(fields, values, strict=True):
+                m = _SMI_CSV_REASON.search(name)
+                if m and m[1] in _HOT_REASONS and value == "Active":
+                    hits.append((j, "gpu_thermal", 10.0, "smi-csv-slowdown-active"))
+    return hits
+
+
 def data_wait_ratio(lines: Sequence[str]) -> list[Hit]:
     hits: list[Hit] = []
     for i, line in enumerate(lines):
@@ -111,6 +134,7 @@ def vllm_saturation(lines: Sequence[str]) -> list[Hit]:
 LOG_CHECKS: tuple[Callable[[Sequence[str]], list[Hit]], ...] = (
     nvidia_smi_temperature,
     nvidia_smi_memory_health,
+    nvidia_smi_csv_throttle,
     data_wait_ratio,
     vllm_saturation,
 )

@@ -92,9 +92,9 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- gpu_thermal -------------------------------------------------------------------------------
     ("hw-slowdown-active", "gpu_thermal", 10, r"(?:HW|SW) (?:Thermal )?Slowdown\s*:\s*Active", _I),
     ("power-brake-active", "gpu_thermal", 8, r"HW Power Brake Slowdown\s*:\s*Active", _I),
-    ("thermal-throttle", "gpu_thermal", 9, r"thermal(?:ly)? (?:throttl|slowdown|violations?)|THERMAL_VIOLATION|hw_thermal|sw_thermal|hw_slowdown|throttled? (?:due to|by) (?:temp|heat)", _I),
+    ("thermal-throttle", "gpu_thermal", 9, r"thermal(?:ly)? (?:throttl|slowdown|violations?)(?![^\n]*:\s*Not Active)|THERMAL_VIOLATION|throttled? (?:due to|by) (?:temp|heat)", _I),
     ("overheat", "gpu_thermal", 8, r"overheat|over-temperature|temperature (?:is )?(?:above|exceeds|too high|critical)|GPU (?:is )?too hot", _I),
-    ("throttle-generic", "gpu_thermal", 5, r"\bthrottl", _I),
+    ("throttle-generic", "gpu_thermal", 5, r"\bthrottl(?!e[ _]reasons)(?![^\n]*:\s*Not Active)", _I),
     ("straggler", "gpu_thermal", 4, r"\bstraggler\b|slow(?:est)? rank", _I),
     ("clock-reasons", "gpu_thermal", 3, r"Clocks? (?:Throttle|Event) Reasons|clocks_(?:throttle|event)_reasons", _I),
     # ---- network_fabric ----------------------------------------------------------------------------
@@ -141,7 +141,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("dist-init-error", "rendezvous_failure", 8, r"Error initializing torch\.distributed|connect\(\) timed out\. Original timeout", _I),
     ("dist-network-error", "rendezvous_failure", 8, r"DistNetworkError", 0),
     ("tcpstore", "rendezvous_failure", 6, r"TCPStore|recvValueWithTimeout|Failed to recv, got 0 bytes", 0),
-    ("master-addr", "rendezvous_failure", 5, r"MASTER_ADDR|MASTER_PORT|init_process_group.*(?:timed? ?out|fail)", _I),
+    ("init-pg-failed", "rendezvous_failure", 6, r"init_process_group.*(?:timed? ?out|fail)", _I),
+    ("master-addr", "rendezvous_failure", 2, r"MASTER_ADDR|MASTER_PORT", _I),
     ("c10d", "rendezvous_failure", 2, r"\[c10d\]|\bc10d\b", _I),
     # ---- storage_io --------------------------------------------------------------------------------
     ("enospc", "storage_io", 11, r"No space left on device|\[Errno 28\]|ENOSPC", _I),
@@ -191,12 +192,14 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("no-cuda-device", "environment_error", 10, r"no CUDA-capable device is detected|No CUDA GPUs are available|Found no NVIDIA driver|Torch not compiled with CUDA enabled|couldn't communicate with the NVIDIA driver|CUDA driver initialization failed|cudaErrorNoDevice", _I),
     # in a container NVML loses the GPUs when the host re-applies cgroups (systemd daemon-reload); the GPU is fine
     ("nvml-init-failed", "environment_error", 10, r"Failed to initialize NVML: (?:Unknown Error|Insufficient Permissions|Driver Not Loaded|GPU access blocked)|nvidia-container-cli: .*(?:initialization error|driver not loaded|nvml error)", _I),
-    ("invalid-device-ordinal", "environment_error", 8, r"invalid device ordinal|CUDA_VISIBLE_DEVICES", _I),
+    ("invalid-device-ordinal", "environment_error", 8, r"invalid device ordinal", _I),
+    # naming a variable is not an error (every launcher prints its environment): a hint, below MIN_SCORE alone
+    ("env-var-hint", "environment_error", 2, r"CUDA_VISIBLE_DEVICES|CUDA_HOME|LD_LIBRARY_PATH|NCCL_SOCKET_IFNAME", 0),
     ("cuda-init-warning", "environment_error", 6, r"CUDA initialization:|CUDA unknown error - this may be due to an incorrectly set up environment", _I),
     ("busy-unavailable", "environment_error", 4, r"CUDA-capable device\(s\) is/are busy or unavailable", _I),
     ("command-not-found", "environment_error", 7, r"command not found|execve\(\): .*No such file|exec format error|Illegal instruction", _I),
-    ("nccl-env", "environment_error", 7, r"Bootstrap : no socket interface found|NCCL_SOCKET_IFNAME|Error while creating shared memory segment|NCCL version mismatch", _I),
-    ("cuda-home", "environment_error", 6, r"CUDA_HOME|nvcc: not found|LD_LIBRARY_PATH", _I),
+    ("nccl-env", "environment_error", 7, r"Bootstrap : no socket interface found|NCCL_SOCKET_IFNAME set to \S+ but|no matching interface|Error while creating shared memory segment|failed to extend /dev/shm|NCCL version mismatch", _I),
+    ("cuda-home", "environment_error", 6, r"CUDA_HOME (?:environment variable )?is not set|CUDA_HOME does not exist|nvcc: not found|No CUDA runtime is found", _I),
     # ---- walltime_exceeded -------------------------------------------------------------------------
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),
     ("state-timeout", "walltime_exceeded", 11, r"(?:Job)?State=TIMEOUT|\bTIMEOUT\b.*\b(?:job|Job|JOB)\b|Reason=TimeLimit", 0),

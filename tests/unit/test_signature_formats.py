@@ -188,6 +188,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("storage_io", ["Warning  Evicted  2m  kubelet  The node was low on resource: ephemeral-storage."]),
     ("node_failure", ["Warning  NodeNotReady  3m  node-controller  Node is not ready"]),
     ("preemption", ["Instance was preempted."]),
+    (
+        "gpu_thermal",
+        ["clocks_event_reasons.hw_slowdown, clocks_event_reasons.hw_thermal_slowdown", "Not Active, Active"],
+    ),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
@@ -249,3 +253,30 @@ def test_an_sge_job_script_s_resource_requests_are_not_a_fault() -> None:
     script = ["#$ -l h_rt=48:00:00", "#$ -l h_vmem=4G", "#$ -pe smp 8"]
     d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in script]}))
     assert d.root_cause == "unknown", d.evidence
+
+
+# Lines every healthy job prints: naming a variable, a rendezvous that worked, a throttle report with nothing active
+BENIGN: list[list[str]] = [
+    ["GPU available: True (cuda), used: True", "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0,1,2,3]"],
+    ["NCCL_DEBUG=INFO NCCL_IB_HCA=mlx5 NCCL_SOCKET_IFNAME=ib0 torchrun --nnodes 4 --nproc_per_node 8 train.py"],
+    ["export CUDA_HOME=/usr/local/cuda-12.4", "export LD_LIBRARY_PATH=$CUDA_HOME/lib64:$LD_LIBRARY_PATH"],
+    [
+        "torch.distributed.elastic.agent.server.api:[default] Rendezvous complete for workers. Result:",
+        "  master_addr=gpu-node-1",
+        "  master_port=29500",
+    ],
+    [
+        "    Clocks Event Reasons",
+        "        HW Slowdown                       : Not Active",
+        "        HW Thermal Slowdown               : Not Active",
+        "        SW Thermal Slowdown               : Not Active",
+    ],
+    ["    Clocks Throttle Reasons", "        HW Slowdown                       : Not Active"],
+    ["clocks_event_reasons.hw_slowdown, clocks_event_reasons.hw_thermal_slowdown", "Not Active, Not Active"],
+]
+
+
+@pytest.mark.parametrize("lines", BENIGN, ids=[f"benign-{i}" for i in range(len(BENIGN))])
+def test_healthy_output_names_no_cause(lines: list[str]) -> None:
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    assert d.root_cause == "unknown", (d.root_cause, d.evidence)
