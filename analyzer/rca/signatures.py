@@ -60,7 +60,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("dataloader-bus-error", "host_oom", 6, r"killed by signal: Bus error|Unexpected bus error encountered in worker", _I),
     ("sigbus-exit", "host_oom", 5, r"Signal 7 \(SIGBUS\)|exitcode\s*:?\s*-7\b", _I),
     ("sigkill-exit", "host_oom", 4, r"exitcode\s*:?\s*-9\b|Signal 9 \(SIGKILL\)|exit ?code:?\s*137\b|\bexited with code 137", _I),
-    ("bare-killed", "host_oom", 4, r"(?:^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?(?:/bin/bash: line \d+: +\d+ )?|(?:s/it|it/s)\]\s*)Killed\b", 0),
+    ("bare-killed", "host_oom", 4, r"(?:^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?(?:/bin/bash: line \d+: +\d+ )?|(?:s/it|it/s)\]\s*)Killed\b(?!\s+\d)", 0),
     ("memory-pressure", "host_oom", 4, r"host memory pressure|memory (?:is )?exhausted on (?:the )?(?:node|host)", _I),
     # ---- gpu_hardware_fault ------------------------------------------------------------------------
     ("fallen-off-bus", "gpu_hardware_fault", 12, r"fallen off the bus|fell off the bus", _I),
@@ -225,7 +225,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("job-requeue", "preemption", 9, r"DUE TO JOB REQUEUE|job (?:was )?requeued|requeued (?:by|due)", _I),
     ("preempt-words", "preemption", 6, r"\bjob\b.*\bpreempt|preempted by (?:a )?higher|preemption notice|spot (?:instance )?(?:interruption|preempt)", _I),
     ("cloud-preempted", "preemption", 11, r"instance (?:was|has been) preempted|compute\.instances\.preempted|preemptible instance .*(?:stopped|terminated)", _I),
-    ("preempt-config", "preemption", 4, r"Preempt(?:Type|Mode)\s*=", 0),
+    ("preempt-config", "preemption", 2, r"Preempt(?:Type|Mode)\s*=", 0),
     # ---- inference_overload ------------------------------------------------------------------------
     ("vllm-kv-preempt", "inference_overload", 11, r"preempted by PreemptionMode|not enough KV cache space|total_cumulative_preemption_cnt", _I),
     ("overloaded", "inference_overload", 10, r"Model is overloaded|OverloadedError|server (?:is )?overloaded|engine (?:is )?overloaded", _I),

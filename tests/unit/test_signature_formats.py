@@ -273,6 +273,8 @@ BENIGN: list[list[str]] = [
     ],
     ["    Clocks Throttle Reasons", "        HW Slowdown                       : Not Active"],
     ["clocks_event_reasons.hw_slowdown, clocks_event_reasons.hw_thermal_slowdown", "Not Active, Not Active"],
+    ["PreemptType=preempt/qos", "PreemptMode=REQUEUE"],
+    ["Killed 0 stale processes"],
 ]
 
 
