@@ -199,6 +199,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("busy-unavailable", "environment_error", 4, r"CUDA-capable device\(s\) is/are busy or unavailable", _I),
     ("command-not-found", "environment_error", 7, r"command not found|execve\(\): .*No such file|exec format error|Illegal instruction", _I),
     ("nccl-env", "environment_error", 7, r"Bootstrap : no socket interface found|NCCL_SOCKET_IFNAME set to \S+ but|no matching interface|Error while creating shared memory segment|failed to extend /dev/shm|NCCL version mismatch", _I),
+    # verbs can't pin memory: the locked-memory limit (ulimit -l) of the container or login, not the fabric
+    ("rdma-memlock", "environment_error", 9, r"ibv_(?:reg_mr\w*|create_cq|create_qp)\(?\)? failed(?: with error|:)? *Cannot allocate memory|Failed to register memory: Cannot allocate memory", _I),
     ("cuda-home", "environment_error", 6, r"CUDA_HOME (?:environment variable )?is not set|CUDA_HOME does not exist|nvcc: not found|No CUDA runtime is found", _I),
     # ---- walltime_exceeded -------------------------------------------------------------------------
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),

@@ -192,6 +192,14 @@ CASES: list[tuple[str, list[str]]] = [
         "gpu_thermal",
         ["clocks_event_reasons.hw_slowdown, clocks_event_reasons.hw_thermal_slowdown", "Not Active, Active"],
     ),
+    (
+        "environment_error",
+        [
+            "node1:2231:2300 [0] misc/ibvwrap.cc:278 NCCL WARN Call to ibv_reg_mr_iova2 failed with error Cannot allocate memory",
+            "node1:2231:2300 [0] NCCL INFO transport/net_ib.cc:1050 -> 2",
+            "RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1269, unhandled system error, NCCL version 2.18.1",
+        ],
+    ),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
