@@ -206,6 +206,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),
     ("state-timeout", "walltime_exceeded", 11, r"(?:Job)?State=TIMEOUT|\bTIMEOUT\b.*\b(?:job|Job|JOB)\b|Reason=TimeLimit", 0),
     ("sacct-timeout", "walltime_exceeded", 11, r"^\s*\d+[\w.+]*\s.*\sTIMEOUT\s+\d+:\d+\s*$", 0),
+    ("submitit-timed-out", "walltime_exceeded", 10, r"this job is timed-out", 0),
     ("sge-wallclock", "walltime_exceeded", 11, r"exceeded (?:hard|soft) wallclock time", _I),
     ("walltime-words", "walltime_exceeded", 9, r"walltime (?:\d+ )?exceeded|exceeded (?:its |the )?(?:time|wall ?time) limit|TERM_RUNLIMIT|time limit (?:reached|exceeded)", _I),
     ("time-limit-hint", "walltime_exceeded", 3, r"\btime ?limit\b|\bwall ?time\b", _I),

@@ -483,6 +483,14 @@ def test_host_memory_running_out_is_seen_in_node_exporter_metrics() -> None:
             "10.0.0.7",
             None,
         ),
+        (
+            [
+                "submitit WARNING (2024-01-01 10:00:00,000) - Caught signal SIGUSR2 on learnfair0123: "
+                "this job is timed-out."
+            ],
+            "learnfair0123",
+            None,
+        ),
         # the hot row of nvidia-smi's table; its GPU index is on the row above
         (
             [
