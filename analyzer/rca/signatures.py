@@ -30,12 +30,12 @@ _I = re.IGNORECASE
 # fmt: off
 _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- gpu_oom -----------------------------------------------------------------------------------
-    ("cuda-oom", "gpu_oom", 12, r"CUDA out of memory|CUDA error: out of memory|CUDA_ERROR_OUT_OF_MEMORY|Cuda failure 'out of memory'", _I),
+    ("cuda-oom", "gpu_oom", 12, r"CUDA out of memory|CUDA (?:driver )?error: out of memory|\[CUDA\]: out of memory|CUDA_ERROR_OUT_OF_MEMORY|Cuda failure 'out of memory'", _I),
     ("cublas-not-initialized", "gpu_oom", 5, r"CUBLAS_STATUS_NOT_INITIALIZED|CUDNN_STATUS_NOT_INITIALIZED", 0),
     ("torch-oom-error", "gpu_oom", 11, r"torch\.(?:cuda\.)?OutOfMemoryError|^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?OutOfMemoryError:", 0),
     ("hip-oom", "gpu_oom", 11, r"HIP out of memory", _I),
     ("cublas-alloc", "gpu_oom", 10, r"CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation", 0),
-    ("tf-oom", "gpu_oom", 10, r"OOM when allocating tensor|RESOURCE_EXHAUSTED: Out of memory", _I),
+    ("tf-oom", "gpu_oom", 10, r"OOM when allocating tensor|RESOURCE_EXHAUSTED: (?:Out of memory|Failed to allocate)", _I),
     ("tried-to-allocate", "gpu_oom", 8, r"Tried to allocate [\d.]+ ?[GMK]i?B.*GPU", _I),
     ("cuda-malloc-failed", "gpu_oom", 8, r"cudaMalloc(?:Async)? failed|Failed to CUDA calloc|cuMemAlloc failed", _I),
     ("vllm-no-cache-memory", "gpu_oom", 8, r"No available memory for the cache blocks", _I),
@@ -55,6 +55,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("bus-error", "host_oom", 5, r"\bBus error\b", 0),
     ("python-memoryerror", "host_oom", 7, r"^\s*(?:\[?(?:rank|default)?\d+\]?:\s*)?MemoryError\b|std::bad_alloc", 0),
     ("ray-memory-monitor", "host_oom", 11, r"node running low on memory|ray\.exceptions\.OutOfMemoryError|exceeds the memory usage threshold", _I),
+    ("cpu-allocator", "host_oom", 10, r"DefaultCPUAllocator: (?:can't|not enough memory|could not) allocate", _I),
+    ("compiler-killed", "host_oom", 9, r"Killed signal terminated program (?:cc1plus|cc1|ld|cicc|ptxas)", 0),
     ("numpy-alloc", "host_oom", 9, r"_ArrayMemoryError|Unable to allocate [\d.]+ [KMGTP]i?B for an array", 0),
     ("errno-12", "host_oom", 6, r"\[Errno 12\] Cannot allocate memory|Cannot allocate memory \(12\)", _I),
     ("dataloader-bus-error", "host_oom", 6, r"killed by signal: Bus error|Unexpected bus error encountered in worker", _I),

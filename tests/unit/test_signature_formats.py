@@ -200,6 +200,21 @@ CASES: list[tuple[str, list[str]]] = [
             "RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1269, unhandled system error, NCCL version 2.18.1",
         ],
     ),
+    (
+        "host_oom",
+        [
+            "RuntimeError: [enforce fail at alloc_cpu.cpp:83] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 34359738368 bytes."
+        ],
+    ),
+    ("host_oom", ["c++: fatal error: Killed signal terminated program cc1plus", "compilation terminated."]),
+    ("gpu_oom", ["RuntimeError: CUDA driver error: out of memory"]),
+    ("gpu_oom", ["RuntimeError: Triton Error [CUDA]: out of memory"]),
+    (
+        "gpu_oom",
+        [
+            "XlaRuntimeError: RESOURCE_EXHAUSTED: Failed to allocate request for 2.00GiB (2147483648B) on device ordinal 0"
+        ],
+    ),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
