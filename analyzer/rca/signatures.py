@@ -188,6 +188,8 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # ---- environment_error -------------------------------------------------------------------------
     ("driver-insufficient", "environment_error", 12, r"CUDA driver version is insufficient|NVIDIA driver on your system is too old|Driver/library version mismatch|cudaErrorInsufficientDriver|NVRM: API mismatch", _I),
     ("no-kernel-image", "environment_error", 11, r"no kernel image is available|not compatible with the current PyTorch installation|mismatches the version that was used to compile PyTorch", _I),
+    # kernels built for another GPU architecture, or PTX newer than the driver can JIT
+    ("wrong-arch-build", "environment_error", 8, r"invalid device function|PTX was compiled with an unsupported toolchain|CUDA_ERROR_UNSUPPORTED_PTX_VERSION", _I),
     ("toolchain-mismatch", "environment_error", 9, r"compiled with different CUDA (?:major )?versions|Unsupported gpu architecture|(?:only )?supported on GPUs with compute capability|requires? (?:a )?GPUs? with compute capability|only supports (?:Ampere|Hopper|Volta|Turing) GPUs|operator \S+ does not exist|cuDNN version (?:incompatib|mismatch)", _I),
     ("missing-library", "environment_error", 10, r"cannot open shared object file|undefined symbol:|version `GLIBC", _I),
     ("no-module", "environment_error", 9, r"ModuleNotFoundError|No module named|ImportError", 0),

@@ -215,6 +215,8 @@ CASES: list[tuple[str, list[str]]] = [
             "XlaRuntimeError: RESOURCE_EXHAUSTED: Failed to allocate request for 2.00GiB (2147483648B) on device ordinal 0"
         ],
     ),
+    ("environment_error", ["RuntimeError: CUDA error: the provided PTX was compiled with an unsupported toolchain."]),
+    ("environment_error", ["gpu-3:112:112 [0] NCCL WARN Cuda failure 'invalid device function'"]),
     # mmcv / detectron2 iteration lines: data wait is most of the step time
     (
         "dataloader_bottleneck",
