@@ -55,7 +55,7 @@ def build_diagnosis(
         culprit=culprit,
         summary=report.summary(cause, culprit, lead.line if lead else None),
         explanation=report.explanation(cause, signatures, others[0] if others else None, missing),
-        remediation=report.remediation(cause, culprit),
+        remediation=report.remediation(cause, culprit, signatures),
         evidence=evidence,
         alternatives=[Alternative(root_cause=c, confidence=round(probs.get(c, 0.0), 3)) for c in others[:3]],
         model=model,

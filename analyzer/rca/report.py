@@ -50,7 +50,47 @@ def explanation(cause: str, signatures: Sequence[str], runner_up: str | None, mi
     return text
 
 
-def remediation(cause: str, culprit: Culprit) -> list[str]:
+# A signature that pins down the mechanism gets its own first step, before the cause's generic ones.
+_SHM = "Enlarge /dev/shm (--shm-size or --ipc=host for containers) or use fewer DataLoader workers"
+_MEM = "Request more memory (--mem / --mem-per-gpu); sacct -j <job> -o MaxRSS,ReqMem shows the peak"
+_KV = "KV cache exhausted: lower --max-num-seqs or --max-model-len, raise --gpu-memory-utilization, add replicas"
+_FP16 = "fp16 overflow: train in bf16, lower the learning rate, clip gradients"
+_ARCH = "Install or build for this GPU's compute capability and the installed driver (TORCH_CUDA_ARCH_LIST)"
+SIGNATURE_STEPS: dict[str, str] = {
+    "nvml-init-failed": (
+        "Restart the container: NVML lost its GPUs when the host re-applied cgroups (systemctl daemon-reload); "
+        "pass the devices explicitly (CDI / --device) so it does not recur"
+    ),
+    "rdma-memlock": (
+        "Raise the locked-memory limit: ulimit -l unlimited (limits.conf, LimitMEMLOCK=infinity for slurmd, "
+        "--ulimit memlock=-1 for containers)"
+    ),
+    "out-of-shm": _SHM,
+    "dataloader-bus-error": _SHM,
+    "quota": "Free space or raise the quota (lfs quota -u $USER <fs>, quota -s); move caches (HF_HOME) off $HOME",
+    "enospc": "Free space on the full file system (df -h); point checkpoints and caches (HF_HOME, TMPDIR) at scratch",
+    "torch-save-failed": "Check free space where the checkpoint was written (df -h): a full disk truncates torch.save",
+    "hung-task": "Find what the blocked task waits on (cat /proc/<pid>/stack) and check that file system's servers",
+    "slurm-mem-limit": _MEM,
+    "slurm-oom-kill": _MEM,
+    "container-oom-killed": "Raise the container's memory limit or lower the workload's host memory use",
+    "slurm-time-limit": "Resume from the last checkpoint with a longer --time (--signal=USR1@120 to checkpoint first)",
+    "socket-failed-listen": "Use a per-job port: MASTER_PORT=$((10000 + SLURM_JOB_ID % 50000))",
+    "driver-insufficient": (
+        "Match the CUDA runtime to the driver: nvidia-smi shows the newest CUDA the driver supports; "
+        "load that toolkit or container"
+    ),
+    "no-kernel-image": _ARCH,
+    "wrong-arch-build": _ARCH,
+    "vllm-no-cache-memory": "The KV cache does not fit: raise --gpu-memory-utilization or lower --max-model-len",
+    "vllm-kv-preempt": _KV,
+    "vllm-kv-cache-full": _KV,
+    "fp16-overflow": _FP16,
+    "loss-scale-minimum": _FP16,
+}
+
+
+def remediation(cause: str, culprit: Culprit, signatures: Sequence[str] = ()) -> list[str]:
     if cause == UNKNOWN:
         return [
             "Collect the kernel log (dmesg -T), the job's stderr and `scontrol show job` for the affected job",
@@ -61,6 +101,7 @@ def remediation(cause: str, culprit: Culprit) -> list[str]:
         steps.append(
             f'Drain {culprit.node}: scontrol update nodename={culprit.node} state=drain reason="hpcmind:{cause}"'
         )
+    steps += list(dict.fromkeys(SIGNATURE_STEPS[s] for s in signatures if s in SIGNATURE_STEPS))[:2]
     steps += [s.strip() for s in root_causes()[cause].remediation.split(",") if s.strip()]
     if cause in RESTARTABLE and culprit.job:
         steps.append(f"Requeue job {culprit.job} from its last checkpoint (scontrol requeue {culprit.job})")

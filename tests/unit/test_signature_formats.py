@@ -307,3 +307,20 @@ BENIGN: list[list[str]] = [
 def test_healthy_output_names_no_cause(lines: list[str]) -> None:
     d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
     assert d.root_cause == "unknown", (d.root_cause, d.evidence)
+
+
+def test_mechanism_specific_advice_comes_first() -> None:
+    lines = ["$ docker exec -it trainer nvidia-smi", "Failed to initialize NVML: Unknown Error"]
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    assert d.root_cause == "environment_error"
+    assert d.remediation[0].startswith("Restart the container"), d.remediation
+
+
+def test_every_signature_step_names_a_signature_that_exists() -> None:
+    from analyzer.rca.log_checks import vllm_saturation
+    from analyzer.rca.report import SIGNATURE_STEPS
+    from analyzer.rca.signatures import SIGNATURES
+
+    full = "Running: 256 reqs, Swapped: 0 reqs, Pending: 731 reqs, GPU KV cache usage: 99.8%"
+    known = {s.name for s in SIGNATURES} | {name for *_, name in vllm_saturation([full])}
+    assert set(SIGNATURE_STEPS) <= known, set(SIGNATURE_STEPS) - known
