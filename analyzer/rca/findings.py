@@ -71,12 +71,18 @@ def _text_findings(
     return out
 
 
+# NCCL reports failures at WARN; its INFO lines are progress and fallbacks ("dlerror=libnccl-net.so: cannot open
+# shared object file ... using internal implementation") and the "-> 3" call traces under a WARN.
+_NCCL_INFO = re.compile(r"\bNCCL INFO\b")
+
+
 def log_findings(logs: list[LogLine]) -> list[Finding]:
     logs = logs[-MAX_LINES:]
     lines = [e.line[:MAX_LINE] for e in logs]
     out: list[Finding] = []
     for i, (entry, text) in enumerate(zip(logs, lines, strict=True)):
-        out += _text_findings(text, i, entry.source, quote(entry))
+        if not _NCCL_INFO.search(text):
+            out += _text_findings(text, i, entry.source, quote(entry))
     for check in LOG_CHECKS:
         for i, cause, weight, name in check(lines):
             out.append(Finding(cause, weight, name, quote(logs[i]), i, logs[i].source, lines[i]))

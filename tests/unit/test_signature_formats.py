@@ -299,6 +299,10 @@ BENIGN: list[list[str]] = [
     ["    Clocks Throttle Reasons", "        HW Slowdown                       : Not Active"],
     ["clocks_event_reasons.hw_slowdown, clocks_event_reasons.hw_thermal_slowdown", "Not Active, Not Active"],
     ["PreemptType=preempt/qos", "PreemptMode=REQUEUE"],
+    [
+        "gpu-b07:980:1265 [0] NCCL INFO NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: "
+        "No such file or directory No plugin found (libnccl-net.so), using internal implementation"
+    ],
     ["Killed 0 stale processes"],
 ]
 
@@ -324,3 +328,15 @@ def test_every_signature_step_names_a_signature_that_exists() -> None:
     full = "Running: 256 reqs, Swapped: 0 reqs, Pending: 731 reqs, GPU KV cache usage: 99.8%"
     known = {s.name for s in SIGNATURES} | {name for *_, name in vllm_saturation([full])}
     assert set(SIGNATURE_STEPS) <= known, set(SIGNATURE_STEPS) - known
+
+
+def test_a_hang_logged_at_nccl_debug_info_is_still_a_hang() -> None:
+    lines = [
+        "gpu-b07:980:1265 [0] NCCL INFO NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: "
+        "No such file or directory No plugin found (libnccl-net.so), using internal implementation",
+        "gpu-b07:980:1265 [0] NCCL INFO Using network IB",
+        "[rank3]:[E ProcessGroupNCCL.cpp:607] [Rank 3] Watchdog caught collective operation timeout: "
+        "WorkNCCL(SeqNum=9123, OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800012 milliseconds before timing out.",
+    ]
+    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    assert d.root_cause == "collective_hang", (d.root_cause, d.evidence)
