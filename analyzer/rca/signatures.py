@@ -191,7 +191,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     # kernels built for another GPU architecture, or PTX newer than the driver can JIT
     ("wrong-arch-build", "environment_error", 8, r"invalid device function|PTX was compiled with an unsupported toolchain|CUDA_ERROR_UNSUPPORTED_PTX_VERSION", _I),
     ("toolchain-mismatch", "environment_error", 9, r"compiled with different CUDA (?:major )?versions|Unsupported gpu architecture|(?:only )?supported on GPUs with compute capability|requires? (?:a )?GPUs? with compute capability|only supports (?:Ampere|Hopper|Volta|Turing) GPUs|operator \S+ does not exist|cuDNN version (?:incompatib|mismatch)", _I),
-    ("missing-library", "environment_error", 10, r"cannot open shared object file|undefined symbol:|version `GLIBC", _I),
+    ("missing-library", "environment_error", 10, r"(?<!libnccl-net\.so: )(?<!libnccl-tuner\.so: )(?<!libnccl-profiler\.so: )cannot open shared object file|undefined symbol:|version `GLIBC", _I),
     ("no-module", "environment_error", 9, r"ModuleNotFoundError|No module named|ImportError", 0),
     ("no-cuda-device", "environment_error", 10, r"no CUDA-capable device is detected|No CUDA GPUs are available|Found no NVIDIA driver|Torch not compiled with CUDA enabled|couldn't communicate with the NVIDIA driver|CUDA driver initialization failed|cudaErrorNoDevice", _I),
     # in a container NVML loses the GPUs when the host re-applies cgroups (systemd daemon-reload); the GPU is fine

@@ -303,6 +303,7 @@ BENIGN: list[list[str]] = [
         "gpu-b07:980:1265 [0] NCCL INFO NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: "
         "No such file or directory No plugin found (libnccl-net.so), using internal implementation"
     ],
+    ["NCCL WARN NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: No such file or directory"],
     ["Killed 0 stale processes"],
 ]
 
