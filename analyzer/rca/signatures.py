@@ -75,6 +75,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("no-devices-found", "gpu_hardware_fault", 6, r"No devices were found", 0),
     ("unspecified-launch-failure", "gpu_hardware_fault", 6, r"unspecified launch failure|CUDA_ERROR_LAUNCH_FAILED", _I),
     ("cuda-unknown-error", "gpu_hardware_fault", 5, r"CUDA_ERROR_UNKNOWN|cuInit returned error 999|CUDA error: unknown error|cudaErrorUnknown", 0),
+    ("gpu-task-hung", "gpu_hardware_fault", 6, r"\btask (?:nvidia|nv_|nv-)[^\s:]*:\d+ blocked for more than \d+ seconds", _I),
     ("pcie-aer", "gpu_hardware_fault", 5, r"PCIe Bus Error|AER: .*Uncorrected|pcieport .* error", _I),
     ("gpu-missing", "gpu_hardware_fault", 9, r"GPU (?:is )?missing|GPU off the bus|GPUFallenOffBus|GpuMissing", _I),
     # ---- gpu_memory_error --------------------------------------------------------------------------
@@ -151,7 +152,9 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("quota", "storage_io", 11, r"Disk quota exceeded|\[Errno 122\]|EDQUOT|quota exceeded", _I),
     ("lustre-error", "storage_io", 9, r"LustreError|Lustre: .*(?:lost|evicted|timed out|slow reply)", 0),
     ("nfs-not-responding", "storage_io", 9, r"nfs: server .* not responding", _I),
-    ("hung-task", "storage_io", 9, r"blocked for more than \d+ seconds|hung_task_timeout_secs", _I),
+    # a task stuck in D state is an I/O stall, unless it is the NVIDIA driver's own (a wedged GPU)
+    ("hung-task", "storage_io", 9, r"\btask (?!nvidia|nv_|nv-|dcgm)[^\s:]+:\d+ blocked for more than \d+ seconds", _I),
+    ("hung-task-footer", "storage_io", 2, r"hung_task_timeout_secs", _I),
     ("eio", "storage_io", 8, r"Input/output error|\[Errno 5\]|\bEIO\b", _I),
     ("evicted-disk", "storage_io", 10, r"low on resource: (?:ephemeral-storage|nodefs|imagefs)|DiskPressure", 0),
     ("file-lock", "storage_io", 5, r"unable to lock file", _I),

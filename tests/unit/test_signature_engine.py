@@ -407,6 +407,14 @@ def test_a_file_system_stall_behind_collective_timeouts_is_the_root() -> None:
     assert ENGINE.diagnose(parse_bundle(logs(watchdog, source="job/9"))).root_cause == "collective_hang"
 
 
+def test_a_hung_nvidia_driver_task_is_not_a_storage_stall() -> None:
+    kernel = [
+        "INFO: task nvidia-smi:4321 blocked for more than 120 seconds.",
+        '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+    ]
+    assert ENGINE.diagnose(parse_bundle(logs(*kernel, source="node/n1/kernel"))).root_cause != "storage_io"
+
+
 def test_controller_lines_about_another_node_s_failure_are_the_other_incident_s() -> None:
     # job 11's code bug on n1; in the same minutes slurmctld reports n2 dead and kills job 12 there
     ctld = [
