@@ -26,10 +26,8 @@ _LINE_NODE = [
     re.compile(r"^([\w-]+): Reason="),
     re.compile(r"\bsrun: error: ([\w.-]+): task"),
     re.compile(r"^\s*host\s*:\s*([\w.-]+)\s*$"),  # torchrun's ChildFailedError summary
-    re.compile(r"\bRemote daemon: .* on node ([\w.-]+)"),
-    re.compile(
-        r"\bCaught signal \w+ on ([\w.-]+): this job is"
-    ),  # submitit, on the job's node  # Open MPI's lost daemon, not the HNP's node
+    re.compile(r"\bRemote daemon: .* on node ([\w.-]+)"),  # Open MPI's lost daemon, not the HNP's node
+    re.compile(r"\bCaught signal \w+ on ([\w.-]+): this job is"),  # submitit, on the job's node
     re.compile(r"\bMemory on the node \(IP: ([\w.:-]+)"),  # Ray's memory monitor
     re.compile(r"\bnode name: ([\w.:-]+) has been marked dead"),  # Ray's NodeDiedError
 ]

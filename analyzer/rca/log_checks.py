@@ -81,6 +81,8 @@ def nvidia_smi_memory_health(lines: Sequence[str]) -> list[Hit]:
 
 _SMI_CSV_REASON = re.compile(r"clocks_(?:throttle|event)_reasons\.(\w+)")
 _HOT_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown", "hw_slowdown", "hw_power_brake_slowdown")
+# value rows read under one header: one per GPU of the largest nodes
+_CSV_MAX_ROWS = 16
 
 
 def nvidia_smi_csv_throttle(lines: Sequence[str]) -> list[Hit]:
@@ -91,7 +93,7 @@ def nvidia_smi_csv_throttle(lines: Sequence[str]) -> list[Hit]:
         if not _SMI_CSV_REASON.search(line):
             continue
         fields = [f.strip() for f in line.split(",")]
-        for j in range(i + 1, min(i + 17, len(lines))):
+        for j in range(i + 1, min(i + 1 + _CSV_MAX_ROWS, len(lines))):
             values = [v.strip() for v in lines[j].split(",")]
             if len(values) != len(fields):
                 break

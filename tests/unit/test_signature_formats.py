@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from analyzer.rca import SignatureEngine
-from hpcmind.contract import parse_bundle
+from hpcmind.contract import Diagnosis, parse_bundle
+
+
+def diagnose(lines: list[str], source: str = "job") -> Diagnosis:
+    return SignatureEngine().diagnose(parse_bundle({"logs": [{"source": source, "line": ln} for ln in lines]}))
+
 
 CASES: list[tuple[str, list[str]]] = [
     ("gpu_oom", ["node01:1234:1245 [0] NCCL WARN Cuda failure 'out of memory'"]),
@@ -227,13 +232,13 @@ CASES: list[tuple[str, list[str]]] = [
 
 def test_a_fast_input_pipeline_is_not_a_bottleneck() -> None:
     line = "Epoch [1][50/1000]\tlr: 1.000e-03, eta: 9:41:20, time: 1.601, data_time: 0.012, memory: 3000"
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": line}]}))
+    d = diagnose([line])
     assert d.root_cause == "unknown", d.evidence
 
 
 @pytest.mark.parametrize(("expected", "lines"), CASES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CASES)])
 def test_format(expected: str, lines: list[str]) -> None:
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    d = diagnose(lines)
     assert d.root_cause == expected, (d.root_cause, d.evidence)
 
 
@@ -260,7 +265,7 @@ def test_a_pasted_nvidia_smi_report_of_a_healthy_gpu_is_not_a_memory_error() -> 
         "    Clocks Event Reasons",
         "        HW Slowdown                       : Not Active",
     ]
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "nvidia-smi", "line": ln} for ln in report]}))
+    d = diagnose(report, source="nvidia-smi")
     assert d.root_cause == "unknown", (d.root_cause, d.evidence)
 
 
@@ -270,13 +275,13 @@ def test_a_queue_behind_an_idle_inference_engine_is_not_overload() -> None:
         "INFO 09-18 16:11:03 metrics.py:351] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 "
         "tokens/s, Running: 0 reqs, Swapped: 0 reqs, Pending: 22 reqs, GPU KV cache usage: 0.0%, CPU KV cache usage: 0.0%."
     )
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "vllm", "line": line}]}))
+    d = diagnose([line], source="vllm")
     assert d.root_cause != "inference_overload", d.evidence
 
 
 def test_an_sge_job_script_s_resource_requests_are_not_a_fault() -> None:
     script = ["#$ -l h_rt=48:00:00", "#$ -l h_vmem=4G", "#$ -pe smp 8"]
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in script]}))
+    d = diagnose(script)
     assert d.root_cause == "unknown", d.evidence
 
 
@@ -310,13 +315,13 @@ BENIGN: list[list[str]] = [
 
 @pytest.mark.parametrize("lines", BENIGN, ids=[f"benign-{i}" for i in range(len(BENIGN))])
 def test_healthy_output_names_no_cause(lines: list[str]) -> None:
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    d = diagnose(lines)
     assert d.root_cause == "unknown", (d.root_cause, d.evidence)
 
 
 def test_mechanism_specific_advice_comes_first() -> None:
     lines = ["$ docker exec -it trainer nvidia-smi", "Failed to initialize NVML: Unknown Error"]
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    d = diagnose(lines)
     assert d.root_cause == "environment_error"
     assert d.remediation[0].startswith("Restart the container"), d.remediation
 
@@ -339,5 +344,5 @@ def test_a_hang_logged_at_nccl_debug_info_is_still_a_hang() -> None:
         "[rank3]:[E ProcessGroupNCCL.cpp:607] [Rank 3] Watchdog caught collective operation timeout: "
         "WorkNCCL(SeqNum=9123, OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800012 milliseconds before timing out.",
     ]
-    d = SignatureEngine().diagnose(parse_bundle({"logs": [{"source": "job", "line": ln} for ln in lines]}))
+    d = diagnose(lines)
     assert d.root_cause == "collective_hang", (d.root_cause, d.evidence)
