@@ -40,16 +40,19 @@ demo: $(STAMP)
 	$(BIN)/hpcmind services up prometheus alertmanager
 	$(BIN)/hpcmind demo
 
-## make model: rebuild the committed root-cause model (dataset from pinned seeds, encoder head, LoRA adapter)
+## make model: rebuild the committed root-cause model (dataset from pinned seeds, frozen-encoder head, LM LoRA
+## adapter, then the fine-tuned encoder on simulator + template corpus with its abstention threshold)
 model: $(STAMP)
 	$(BIN)/hpcmind train dataset --runs 100 --out data/rca
 	$(BIN)/hpcmind train rca --data data/rca --out analyzer/rca/artifacts --no-resume
+	$(BIN)/hpcmind train encoder --data data/rca --out analyzer/rca/artifacts --per-cause 180 --epochs 1.6
 
 ## make bench: every benchmark; results in bench/results/
 bench: $(STAMP)
 	test -f data/rca/test.jsonl || $(BIN)/hpcmind train dataset --runs 100 --out data/rca
 	$(BIN)/hpcmind bench rca
 	$(BIN)/hpcmind bench rca --real bench/data/real-dev.jsonl
+	$(BIN)/hpcmind bench rca --real bench/data/real-dev-2.jsonl
 	$(BIN)/hpcmind bench simulator
 	$(BIN)/hpcmind bench collector
 	$(BIN)/hpcmind bench analyzer

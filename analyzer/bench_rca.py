@@ -70,7 +70,14 @@ def load_labelled(path: Path) -> list[Labelled]:
             raise UsageError(f'{path}:{n}: culprit_aliases must be an object of lists, like {{"gpu": [...]}}')
         aliases = {str(k): [str(a) for a in v] for k, v in given.items() if isinstance(v, list)}
         out.append(
-            Labelled(str(d.get("id", n)), d["root_cause"], d["bundle"], culprit, str(d.get("view") or ""), aliases)
+            Labelled(
+                str(d.get("id", n)),
+                d["root_cause"],
+                d["bundle"],
+                culprit,
+                str(d.get("view") or d.get("difficulty") or ""),  # real sets: easy / hard / benign
+                aliases,
+            )
         )
     return out
 
@@ -126,11 +133,14 @@ def score(name: str, items: list[Labelled], preds: list[tuple[str, dict[str, Any
     localised = sum(1 for it, p in with_culprit if all(it.names(k, p[1].get(k)) for k in it.culprit))
     controls = [p[0] for it, p in zip(items, preds, strict=True) if it.root_cause == UNKNOWN]
     views = sorted({it.view for it in items if it.view})
+    faults = [(it, p) for it, p in zip(items, preds, strict=True) if it.root_cause != UNKNOWN]
     lat = [p[2] for p in preds]
     return {
         "engine": name,
         "n": len(items),
         "top1_accuracy": correct / len(items) if items else 0.0,
+        "fault_top1": statistics.fmean(it.root_cause == p[0] for it, p in faults) if faults else None,
+        "faults": len(faults),
         "macro_f1": statistics.fmean(f1) if f1 else 0.0,
         "per_class_recall": recall,
         "culprit_accuracy": {k: culprit_hits[k] / culprit_total[k] for k in sorted(culprit_total)},
@@ -159,6 +169,14 @@ def markdown(result: dict[str, Any], title: str) -> str:
         f"| top-1 accuracy | {result['top1_accuracy']:.3f} |",
         f"| macro-F1 | {result['macro_f1']:.3f} |",
     ]
+    if result.get("fault_top1") is not None:
+        lines.append(f"| top-1 on faults (n={result['faults']}) | {result['fault_top1']:.3f} |")
+    if result.get("false_diagnosis_rate") is not None:
+        lines.append(
+            f"| healthy/control bundles given a cause (n={result['controls']}) | {result['false_diagnosis_rate']:.3f} |"
+        )
+    for v, acc in result.get("per_view_accuracy", {}).items():
+        lines.append(f"| top-1, {v} | {acc:.3f} |")
     for k, v in result["culprit_accuracy"].items():
         lines.append(f"| culprit {k} accuracy (n={result['culprit_counts'][k]}) | {v:.3f} |")
     if result.get("culprit_gpu_index_accuracy") is not None:
@@ -188,7 +206,7 @@ def run(engine: DiagnosisEngine, real: Path, out_dir: Path) -> dict[str, Any]:
     return result
 
 
-ENGINES = ("signatures", "base", "finetuned", "encoder", "mix", "hpcmind", "openai")
+ENGINES = ("signatures", "base", "finetuned", "frozen", "encoder", "mix", "hpcmind", "openai")
 
 
 def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, ...]) -> dict[str, Any]:
@@ -199,7 +217,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     from .rca.combine import Weights, combine, gated, pick, signature_probs, softmax_scores
     from .rca.diagnosis import build_diagnosis
     from .rca.findings import all_findings
-    from .rca.model_engine import ModelEngine
+    from .rca.model_engine import ModelEngine, decide
     from .rca.render import render
     from .rca.signature_engine import SignatureEngine
 
@@ -208,13 +226,14 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     load: dict[str, float] = {}
     tuned = base = None
     names: dict[str, str] = {"signatures": SignatureEngine.name}
-    if {"finetuned", "encoder", "mix", "hpcmind"} & set(engines):
+    if {"finetuned", "frozen", "encoder", "mix", "hpcmind"} & set(engines):
         tuned = ModelEngine(m.artifacts, m.cache_dir, "hpcmind", load_all=True)
         load["hpcmind"] = tuned.load_seconds
         names["hpcmind"] = tuned.name
         names["finetuned"] = tuned.lm.name if tuned.lm else "-"
-        names["encoder"] = "all-MiniLM-L6-v2 head (hpcmind-rca)"
-        names["mix"] = "weighted mix of LM, encoder and signatures, no signatures-first gate"
+        names["frozen"] = "all-MiniLM-L6-v2 frozen, logistic-regression head (first design)"
+        names["encoder"] = "all-MiniLM-L6-v2-LoRA + head, calibrated abstention" if tuned.tuned else names["frozen"]
+        names["mix"] = "weighted mix of LM, frozen-encoder head and signatures, no signatures-first gate"
     if "base" in engines:
         t0 = time.perf_counter()
         base = lmmod.LoadedLM.load(m.cache_dir, None)
@@ -229,11 +248,12 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     sig = SignatureEngine()
     preds: dict[str, list[tuple[str, dict[str, Any], float]]] = {e: [] for e in engines if e in names}
     weights = {
+        "frozen": Weights(0, 1, 0),
         "encoder": Weights(0, 1, 0),
         "finetuned": Weights(1, 0, 0),
         "base": Weights(1, 0, 0),
         "hpcmind": tuned.weights if tuned else Weights(),
-        "mix": replace(tuned.weights, gate=None) if tuned else Weights(),
+        "mix": replace(tuned.mix_weights, gate=None) if tuned else Weights(),
     }
     for it in tqdm(items, desc="bench rca", unit="incident", file=sys.stderr):
         try:
@@ -262,7 +282,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
         stage["signatures"] = time.perf_counter() - t0
         is_gated = tuned is not None and gated(weights["hpcmind"], labels, parts["signatures"])
         # the models run only for the columns that need them on this incident (the engine skips them too)
-        need = {"encoder", "finetuned", "mix", "base"} & set(preds) or (
+        need = {"encoder", "frozen", "finetuned", "mix", "base"} & set(preds) or (
             {"hpcmind"} & set(preds) if not is_gated else set()
         )
         t0 = time.perf_counter()
@@ -273,9 +293,13 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
                 from .rca.encoder import embed
 
                 t0 = time.perf_counter()
-                parts["encoder"] = tuned.head.proba(embed(tuned.encoder, [text]))[0]
-                stage["encoder"] = time.perf_counter() - t0
-            if tuned.lm is not None and need - {"base", "encoder"}:
+                parts["frozen"] = tuned.head.proba(embed(tuned.encoder, [text]))[0]
+                stage["frozen"] = time.perf_counter() - t0
+            if tuned.tuned is not None:
+                t0 = time.perf_counter()
+                parts["tuned"] = tuned.tuned.proba([text])[0]
+                stage["tuned"] = time.perf_counter() - t0
+            if tuned.lm is not None and need & {"finetuned", "mix"}:
                 t0 = time.perf_counter()
                 parts["lm"] = softmax_scores(tuned.lm.score(text), labels)
                 stage["lm"] = time.perf_counter() - t0
@@ -283,27 +307,37 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
             t0 = time.perf_counter()
             parts["base"] = softmax_scores(base.score(text), labels)
             stage["base"] = time.perf_counter() - t0
-        for e in ("encoder", "finetuned", "base", "mix", "hpcmind"):
+        for e in ("frozen", "encoder", "finetuned", "base", "mix", "hpcmind"):
             if e not in preds:
                 continue
-            w = weights[e]
-            lm_p = parts.get("base") if e == "base" else parts.get("lm")
-            if e == "hpcmind" and is_gated:
-                used = ["findings", "signatures"]
-            else:
-                used = ["findings", "render"] + [
-                    k
-                    for k, on in (
-                        ("lm" if e != "base" else "base", w.lm),
-                        ("encoder", w.encoder),
-                        ("signatures", w.signatures),
-                    )
-                    if on
-                ]
-            sig_p = parts["signatures"] if w.signatures > 0 else None
             t0 = time.perf_counter()
-            p = combine(w, labels, lm=lm_p, encoder=parts.get("encoder"), signatures=sig_p)
-            probs = {c: float(x) for c, x in zip(labels, p, strict=True)}
+            # the fine-tuned encoder with its abstention: alone (`encoder`) and behind the signatures (`hpcmind`)
+            if tuned is not None and tuned.tuned is not None and e in ("encoder", "hpcmind"):
+                if e == "hpcmind" and is_gated:
+                    used = ["findings", "signatures"]
+                    probs = {c: float(x) for c, x in zip(labels, parts["signatures"], strict=True)}
+                else:
+                    used = ["findings", "signatures", "render", "tuned"]
+                    sig_p = parts["signatures"] if e == "hpcmind" else None
+                    probs = decide(labels, parts["tuned"], sig_p, tuned.threshold)
+            else:
+                w = weights[e]
+                lm_p = parts.get("base") if e == "base" else parts.get("lm")
+                if e == "hpcmind" and is_gated:
+                    used = ["findings", "signatures"]
+                else:
+                    used = ["findings", "render"] + [
+                        k
+                        for k, on in (
+                            ("lm" if e != "base" else "base", w.lm),
+                            ("frozen", w.encoder),
+                            ("signatures", w.signatures),
+                        )
+                        if on
+                    ]
+                sig_p = parts["signatures"] if w.signatures > 0 else None
+                p = combine(w, labels, lm=lm_p, encoder=parts.get("frozen"), signatures=sig_p)
+                probs = {c: float(x) for c, x in zip(labels, p, strict=True)}
             cause = pick(probs)
             d = build_diagnosis(bundle, findings, cause, probs, names[e], t0)
             ms = (sum(stage.get(k, 0.0) for k in used) + time.perf_counter() - t0) * 1000
@@ -328,12 +362,13 @@ def side_by_side_markdown(results: dict[str, dict[str, Any]], title: str) -> str
     lines += [
         row("top-1 accuracy", lambda r: pct(r["top1_accuracy"])),
         row("macro-F1", lambda r: pct(r["macro_f1"])),
+        row("top-1 on faults", lambda r: pct(r.get("fault_top1"))),
         row("culprit: every labelled key right", lambda r: pct(r["culprit_all_keys"])),
         row("culprit node", lambda r: pct(r["culprit_accuracy"].get("node"))),
         row("culprit gpu (index or bus id)", lambda r: pct(r["culprit_accuracy"].get("gpu"))),
         row("culprit gpu by index", lambda r: pct(r.get("culprit_gpu_index_accuracy"))),
         row("culprit job", lambda r: pct(r["culprit_accuracy"].get("job"))),
-        row("false diagnoses on no-fault controls", lambda r: pct(r["false_diagnosis_rate"])),
+        row("false diagnoses on no-fault controls / healthy bundles", lambda r: pct(r["false_diagnosis_rate"])),
         row("latency p50 (ms)", lambda r: f"{r['latency_ms']['p50']:.0f}"),
         row("latency p95 (ms)", lambda r: f"{r['latency_ms']['p95']:.0f}"),
         row("model load (s, once)", lambda r: f"{r['load_seconds']:.1f}"),

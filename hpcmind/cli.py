@@ -228,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--refit-combiner", action="store_true", help="keep adapter and head; refit the combination weights on --data"
     )
+    tenc = tsub.add_parser(
+        "encoder", help="fine-tune MiniLM (LoRA + head) on simulator bundles and the template corpus"
+    )
+    tenc.add_argument("--data", type=Path, default=Path("data/rca"), metavar="DIR", help="from `train dataset`")
+    tenc.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: HPCMIND_MODEL__ARTIFACTS")
+    tenc.add_argument("--per-cause", type=int, default=150, help="corpus bundles per root cause (healthy: 4x)")
+    tenc.add_argument("--epochs", type=float, default=1.0)
+    tenc.add_argument("--simulator-max", type=int, default=900, help="simulator training bundles sampled")
+    tenc.add_argument("--seed", type=int, default=1234)
+    tenc.add_argument("--max-false", type=float, default=0.03, help="abstention: healthy share given a cause on val")
+    tenc.add_argument("--smoke", action="store_true", help="a minutes-long run on a few corpus bundles (CI)")
     te = tsub.add_parser("export", help="merge the adapter into the base model for vLLM / any OpenAI-compatible server")
     te.add_argument("--out", type=Path, required=True, metavar="DIR")
     te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")
@@ -239,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--engines",
-        default="signatures,base,finetuned,encoder,mix,hpcmind,openai",
+        default="signatures,base,finetuned,frozen,encoder,mix,hpcmind,openai",
         help="rca: engines side by side (openai only when HPCMIND_MODEL__OPENAI_BASE_URL is set)",
     )
     b.add_argument("--limit", type=int, default=None, help="rca: only the first N incidents")

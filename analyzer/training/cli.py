@@ -28,6 +28,15 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         out = export_merged(settings.model.cache_dir, args.adapter or settings.model.artifacts / "adapter", args.out)
         print(f"{out}: merged model; serve it with `vllm serve {out}` (GPU) or `transformers serve {out}` (CPU)")
         return 0
+    if args.what == "encoder":
+        from .train_encoder import run as run_encoder
+
+        for name in ("per_cause", "epochs"):
+            if getattr(args, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')}: must be positive")
+        if not 0 <= args.max_false < 1:
+            raise UsageError("--max-false: a share between 0 and 1")
+        return run_encoder(args, settings)
     from .train_rca import run
 
     return run(args, settings)

@@ -10,6 +10,7 @@ import pytest
 from analyzer.rca import load_engine
 from analyzer.rca.lm import adapter_hash
 from analyzer.rca.model_engine import ModelEngine
+from analyzer.rca.tuned_encoder import encoder_hash
 from hpcmind.contract import parse_bundle
 from hpcmind.settings import ARTIFACTS, Settings
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
@@ -29,8 +30,31 @@ def engine() -> ModelEngine:
 
 def test_default_engine_names_model_and_adapter_hash(engine: ModelEngine) -> None:
     d = engine.diagnose(parse_bundle(REAL[0]["bundle"]))
+    assert "all-MiniLM-L6-v2+LoRA" in d.model and "signatures" in d.model
+    assert f"sha256:{encoder_hash(ARTIFACTS)[:16]}" in d.model
+
+
+def test_finetuned_lm_still_names_its_adapter_hash() -> None:
+    e = ModelEngine(ARTIFACTS, Settings().model.cache_dir, "finetuned")
+    d = e.diagnose(parse_bundle(REAL[0]["bundle"]))
     assert "SmolLM2-135M-Instruct+LoRA" in d.model
     assert f"adapter sha256:{adapter_hash(ARTIFACTS / 'adapter')[:16]}" in d.model
+
+
+def test_learned_layer_alone_reads_a_wording_no_signature_row_has() -> None:
+    """A held-out corpus wording the signatures do not know: the encoder engine names a cause or abstains, and
+    names itself with its hash."""
+    from analyzer.corpus.compose import compose
+
+    e = ModelEngine(ARTIFACTS, Settings().model.cache_dir, "encoder")
+    assert e.tuned is not None and 0.0 < e.threshold < 1.0
+    items = list(compose("val", 1, 2, seed=99))
+    answers = [e.diagnose(parse_bundle(it["bundle"])) for it in items]
+    assert all(d.root_cause in (*root_cause_ids(), UNKNOWN) for d in answers)
+    assert all("all-MiniLM-L6-v2+LoRA" in d.model for d in answers)
+    # better than chance on wordings it never saw (19 classes: chance is about 5 %)
+    right = sum(d.root_cause == it["root_cause"] for d, it in zip(answers, items, strict=True))
+    assert right >= len(items) // 4
 
 
 @pytest.mark.parametrize("item", REAL[:8], ids=lambda it: it["id"])
