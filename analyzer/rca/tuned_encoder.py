@@ -77,6 +77,7 @@ class Classifier:
         d = artifacts / DIRNAME
         d.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(d / "adapter")
+        (d / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model-card template; MODEL_CARD.md is ours
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, d / "head.safetensors")
         (d / "head.json").write_text(json.dumps({"labels": list(self.labels), **extra}, indent=2) + "\n")
 
