@@ -123,7 +123,9 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if bad := [e for e in engines if e not in ENGINES]:
         raise UsageError(f"--engines: unknown {', '.join(bad)} (choose from {', '.join(ENGINES)})")
     if args.real is not None:
-        items, stem, title = load_labelled(args.real), "rca_real", f"Root-cause diagnosis on {args.real.name}"
+        # real-dev.jsonl -> rca_real.*, any other set -> rca_<its name>.* (both dev sets side by side in bench/results)
+        stem = "rca_real" if args.real.stem == "real-dev" else "rca_" + args.real.stem.replace("-", "_")
+        items, title = load_labelled(args.real), f"Root-cause diagnosis on {args.real.name}"
     else:
         if not args.split.exists():
             raise UsageError(f"--split {args.split}: not found; build it with `hpcmind train dataset`")
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     tenc.add_argument("--seed", type=int, default=1234)
     tenc.add_argument("--max-false", type=float, default=0.03, help="abstention: healthy share given a cause on val")
     tenc.add_argument("--smoke", action="store_true", help="a minutes-long run on a few corpus bundles (CI)")
+    tenc.add_argument(
+        "--refit-threshold", action="store_true", help="keep adapter and head; refit the abstention threshold"
+    )
     te = tsub.add_parser("export", help="merge the adapter into the base model for vLLM / any OpenAI-compatible server")
     te.add_argument("--out", type=Path, required=True, metavar="DIR")
     te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")

@@ -123,8 +123,42 @@ def train(
     return log
 
 
+def _validation(args: argparse.Namespace, per_cause: int, healthy: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Validation bundles: held-out template wordings, plus a simulator validation sample (not in smoke runs)."""
+    corpus_va = list(compose("val", max(4, per_cause // 4), max(8, healthy // 4), args.seed))
+    bundles = [e["bundle"] for e in corpus_va]
+    y = [e["root_cause"] for e in corpus_va]
+    if not args.smoke and (args.data / "val.jsonl").exists():
+        va = load_split(args.data / "val.jsonl")
+        va = random.Random(args.seed).sample(va, min(len(va), 300))
+        bundles += [e.bundle for e in va]
+        y += [e.root_cause for e in va]
+    return bundles, y
+
+
+def refit_threshold(args: argparse.Namespace, out: Path) -> int:
+    """Only the abstention threshold again (another --max-false budget): the adapter and head stay as they are."""
+    meta_path = out / "encoder" / "head.json"
+    if not meta_path.exists():
+        raise UsageError(f"--out {out}: no trained encoder to refit; run `hpcmind train encoder` first")
+    meta = json.loads(meta_path.read_text())
+    summary = meta["training"]
+    per_cause = summary.get("per_cause", args.per_cause)
+    bundles, y = _validation(args, per_cause, per_cause * 4)
+    clf = Classifier.load(out)
+    threshold, stats = fit_threshold(clf.proba(_texts(bundles, "val")), y, clf.labels, args.max_false)
+    summary |= {"threshold": threshold, "val_threshold_fit": stats, "max_false": args.max_false}
+    meta |= {"threshold": threshold, "training": summary}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    (out / "encoder" / "MODEL_CARD.md").write_text(encoder_card(summary))
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     out: Path = args.out or settings.model.artifacts
+    if args.refit_threshold:
+        return refit_threshold(args, out)
     t_start = time.perf_counter()
     smoke = bool(args.smoke)
     per_cause, healthy = (6, 8) if smoke else (args.per_cause, args.per_cause * 4)
@@ -161,6 +195,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "smoke": smoke,
         "seed": args.seed,
         "epochs": args.epochs,
+        "per_cause": per_cause,
+        "max_false": args.max_false,
         "train_examples": len(texts),
         "train_corpus": len(corpus_tr),
         "train_simulator": len(sim_tr),
