@@ -7,6 +7,7 @@ head and abstention threshold live in `artifacts/encoder/`; the base weights com
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ class Classifier:
         tok = AutoTokenizer.from_pretrained(p)
         base = AutoModel.from_pretrained(p)
         cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.05, target_modules=["query", "key", "value", "dense"])
-        enc = get_peft_model(base, cfg)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            enc = get_peft_model(base, cfg)
         head = torch.nn.Linear(base.config.hidden_size, len(labels))
         return cls(tok, enc, head, labels)
 
@@ -65,7 +68,10 @@ class Classifier:
         meta = json.loads((d / "head.json").read_text())
         p = base_path()
         tok = AutoTokenizer.from_pretrained(p)
-        enc = PeftModel.from_pretrained(AutoModel.from_pretrained(p), d / "adapter").merge_and_unload().eval()
+        with warnings.catch_warnings():
+            # peft asks transformers for `is_gradient_checkpointing`, deprecated in transformers 5 (peft's to fix)
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            enc = PeftModel.from_pretrained(AutoModel.from_pretrained(p), d / "adapter").merge_and_unload().eval()
         head = torch.nn.Linear(enc.config.hidden_size, len(meta["labels"]))
         head.load_state_dict(load_file(d / "head.safetensors"))
         head.eval()
