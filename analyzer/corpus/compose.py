@@ -152,9 +152,9 @@ def compose_one(rng: random.Random, pools: Pools, label: str, kind: str) -> dict
         lines = _noise(rng, fill, pools, rng.randint(0, 10), style) + _context(rng, fill, pools, style)
         lines += body
         insert_at = rng.randint(0, len(lines))
-        lines[insert_at:insert_at] = cascade if rng.random() < 0.5 else []
-        if not lines[insert_at:insert_at]:
-            lines += cascade
+        if rng.random() < 0.5:  # some ranks report before the root line reaches the log, the rest after it
+            lines[insert_at:insert_at] = cascade
+        lines += cascade
         lines += _noise(rng, fill, pools, rng.randint(0, 4), style)
     bundle: dict[str, Any] = {"logs": lines}
     job = _job(rng, fill, label)
