@@ -41,9 +41,9 @@ def test_finetuned_lm_still_names_its_adapter_hash() -> None:
     assert f"adapter sha256:{adapter_hash(ARTIFACTS / 'adapter')[:16]}" in d.model
 
 
-def test_learned_layer_alone_reads_a_wording_no_signature_row_has() -> None:
-    """A held-out corpus wording the signatures do not know: the encoder engine names a cause or abstains, and
-    names itself with its hash."""
+def test_learned_layer_alone_reads_held_out_wordings() -> None:
+    """Bundles composed from templates held out of training: the encoder engine (no signatures) names a cause or
+    abstains, and names itself."""
     from analyzer.corpus.compose import compose
 
     e = ModelEngine(ARTIFACTS, Settings().model.cache_dir, "encoder")
