@@ -61,7 +61,8 @@ def analyzer_stack(settings: Settings, db: Path) -> Iterator[Stack]:
     prom = settings.services.run_dir / "prometheus"
     rules = list((ROOT / "prometheus" / "rules").glob("*.yml"))
     try:
-        wait_until(lambda: http_ok(base + "/healthz"), 10, "analyzer")
+        # the analyzer loads its engine before it serves: poll with the services' generous deadline
+        wait_until(lambda: http_ok(base + "/healthz"), s.services.ready_timeout_s, "analyzer")
         for f in rules:
             shutil.copy(f, prom / "rules" / f.name)
         httpx.post(prom_url + "/-/reload")
