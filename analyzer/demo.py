@@ -88,7 +88,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=a.host, port=a.port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://{a.host}:{a.port}"
-    _wait_http(base + "/healthz")
+    _wait_http(base + "/healthz", settings.services.ready_timeout_s)  # the engine loads before it serves
     # simulator + collector, shipping logs to the analyzer's ingest
     shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", a.api_token.get_secret_value()))
     shipper.start()
