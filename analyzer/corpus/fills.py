@@ -68,6 +68,10 @@ PATHS = (
 )
 
 
+def _hexdigits(r: random.Random, n: int) -> str:
+    return "".join(r.choice("0123456789abcdef") for _ in range(n))
+
+
 @dataclass
 class Fill:
     rng: random.Random
@@ -125,9 +129,9 @@ class Fill:
         if key == "seq":
             return str(r.randint(1, 200000))
         if key == "hex":
-            return "0x" + "".join(r.choice("0123456789abcdef") for _ in range(r.choice((8, 12, 16))))
+            return "0x" + _hexdigits(r, r.choice((8, 12, 16)))
         if key == "uuid":
-            h = "".join(r.choice("0123456789abcdef") for _ in range(32))
+            h = _hexdigits(r, 32)
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         if key == "pci":
             return f"0000:{r.choice((0x1B, 0x3B, 0x5D, 0x9B, 0xB3, 0xDB, 0x18, 0xC1)):02x}:00"
@@ -194,9 +198,7 @@ class Fill:
             return r.choice(DEVS)
         if key == "path":
             u = "".join(r.choice(string.ascii_lowercase) for _ in range(r.randint(3, 8)))
-            return r.choice(PATHS).format(
-                u=u, n=r.randint(100, 90000), h="".join(r.choice("0123456789abcdef") for _ in range(16))
-            )
+            return r.choice(PATHS).format(u=u, n=r.randint(100, 90000), h=_hexdigits(r, 16))
         if key == "pyfile":
             return r.choice(PYFILES)
         if key == "pyfunc":
