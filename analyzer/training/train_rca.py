@@ -2,10 +2,10 @@
 
 1. Render every bundle (analyzer.rca.render — the same function inference uses).
 2. Encoder: frozen MiniLM embeddings, logistic-regression head (seconds).
-3. LM: SmolLM2-135M-Instruct bf16 + LoRA (peft) on the attention projections; the loss is only on the
-   answer's id tokens (`<id>",`), exactly what label scoring reads at inference. Class-balanced batches,
-   linear warm-up and decay, checkpoints every `checkpoint_every` steps (adapter + optimiser + step), so an
-   interrupted run resumes where it stopped.
+3. LM: SmolLM2-135M-Instruct (fp32 on CPUs without native bf16) + LoRA (peft) on the attention projections;
+   the loss is only on the answer's id tokens (`<id>",`), exactly what label scoring reads at inference.
+   Class-balanced batches, linear warm-up and decay, checkpoints every `checkpoint_every` steps (adapter +
+   optimiser + step), so an interrupted run resumes where it stopped.
 4. Combination weights on a validation sample; loss curve PNG, training.json and the model card.
 """
 

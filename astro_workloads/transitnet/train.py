@@ -153,14 +153,16 @@ def main(argv: list[str] | None = None) -> int:
 
     hog: list[bytearray] = []
     step = 0
-    total_time = total_wait = 0.0
+    total_time = total_wait = compute = 0.0
     epochs = a.epochs * (1000 if a.fault == "timeout" else 1)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         t_wait = time.perf_counter()
         for x, target in loader:
             if a.fault == "slow-data" and step >= a.fault_after:
-                time.sleep(1.0)  # a starved input pipeline: a slow filesystem or too few workers
+                # a starved input pipeline (a slow filesystem, too few workers): the batch arrives well after
+                # the GPU is ready for it, however fast or busy this machine's steps are
+                time.sleep(max(1.0, 3 * compute))
             x, target = x.to(device), target.to(device)
             t0 = time.perf_counter()
             wait = t0 - t_wait
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
             opt.step()
             step += 1
-            dt = time.perf_counter() - t0 + wait
+            compute = time.perf_counter() - t0
+            dt = compute + wait
             total_time, total_wait = total_time + dt, total_wait + wait
             lv = float(loss.detach())
             metrics.step_seconds.set(dt)

@@ -132,7 +132,8 @@ def test_a_normal_run_completes_is_scraped_and_raises_nothing(settings: Settings
     assert {s["metric"]["rank"] for s in steps} == {"0", "1"}
     assert all(float(s["value"][1]) == 4 for s in steps)
     assert promql(stack, f'max_over_time(astro_train_samples_per_second{{job_id="{job}"}}[10m]) > 0')
-    assert incident_for(stack, job) is None
+    inc = incident_for(stack, job)
+    assert inc is None, (inc["root_cause"], inc.get("alerts"), inc.get("title"))
 
 
 def test_astrocode_serves_and_counts_every_request_it_was_sent(settings: Settings, chains: Chains) -> None:
@@ -145,7 +146,8 @@ def test_astrocode_serves_and_counts_every_request_it_was_sent(settings: Setting
     assert load["sent"] >= 1 and load["ok"] == load["sent"]
     done = promql(stack, f'sum(max_over_time(vllm:request_success_total{{job_id="{job}"}}[10m]))')
     assert float(done[0]["value"][1]) == load["sent"]
-    assert incident_for(stack, job) is None
+    inc = incident_for(stack, job)
+    assert inc is None, (inc["root_cause"], inc.get("alerts"), inc.get("title"))
 
 
 def test_astrocode_overload_raises_the_inference_alert_and_is_diagnosed(settings: Settings, chains: Chains) -> None:
