@@ -8,6 +8,7 @@ import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
 
 from hpcmind.contract import EvidenceBundle
 from hpcmind.settings import Settings
@@ -100,8 +102,23 @@ Auth = Depends(require_token)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    mcp_mount = None
+    if settings.mcp.enabled:
+        from .mcp.server import build_server
+        from .mcp.transports import HttpMount
+
+        mcp_mount = HttpMount(build_server(settings, lambda: app.state.runtime.service), settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp_mount is not None:
+                await stack.enter_async_context(mcp_mount.running())
+            async with _runtime(app):
+                yield
+
+    @asynccontextmanager
+    async def _runtime(app: FastAPI) -> AsyncIterator[None]:
         rt = Runtime(settings)
         app.state.runtime = rt
         for pid in await anyio.to_thread.run_sync(rt.service.pending_payloads):
@@ -120,6 +137,11 @@ def create_app(settings: Settings) -> FastAPI:
         rt.store.close()
 
     app = FastAPI(title="HPCMind analyzer", version="0.1.0", lifespan=lifespan)
+    if mcp_mount is not None:
+        from .mcp.transports import PATH
+
+        # the MCP streamable-HTTP endpoint itself (an ASGI app: the SDK reads the raw request and streams)
+        app.router.routes.append(Route(PATH, endpoint=mcp_mount.app, methods=["GET", "POST", "DELETE"]))
 
     @app.post("/api/v1/alertmanager", dependencies=[Auth])
     async def webhook(payload: AlertmanagerPayload, rt: RuntimeDep) -> Response:
@@ -146,9 +168,10 @@ def create_app(settings: Settings) -> FastAPI:
         job: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
+        since: datetime | None = None,
     ) -> dict[str, Any]:
         return rt.service.list_incidents(
-            state=state, root_cause=root_cause, node=node, job=job, limit=limit, offset=offset
+            state=state, root_cause=root_cause, node=node, job=job, limit=limit, offset=offset, since=since
         )
 
     @app.get("/api/v1/incidents/{incident_id}", dependencies=[Auth])

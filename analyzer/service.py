@@ -317,9 +317,19 @@ class AnalyzerService:
 
     # ---------------------------------------------------------------- queries
     def list_incidents(
-        self, *, state: str | None, root_cause: str | None, node: str | None, job: str | None, limit: int, offset: int
+        self,
+        *,
+        state: str | None,
+        root_cause: str | None,
+        node: str | None,
+        job: str | None,
+        limit: int,
+        offset: int,
+        since: datetime | None = None,
     ) -> dict[str, Any]:
         conds = []
+        if since is not None:
+            conds.append(incidents.c.onset >= _utc(since))
         if state:
             conds.append(incidents.c.state == state)
         if root_cause:

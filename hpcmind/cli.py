@@ -12,7 +12,9 @@ from typing import NoReturn
 from .errors import NotBuiltError, UsageError
 from .settings import Settings, SettingsError, load_settings, masked_dump
 
-SUBCOMMANDS = ("simulate", "collect", "serve", "diagnose", "train", "bench", "demo", "workloads", "services", "config")
+SUBCOMMANDS = (
+    "simulate", "collect", "serve", "mcp", "diagnose", "train", "bench", "demo", "workloads", "services", "config"
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,6 +86,12 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from analyzer.mcp.transports import run_stdio
+
+    return run_stdio(settings)
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from analyzer.demo import run_demo
 
@@ -108,6 +116,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from collector.bench import run as col_run
 
         print(col_md(col_run(args.out)))
+        return 0
+    if args.target == "mcp":
+        from analyzer.mcp.bench import markdown as mcp_md
+        from analyzer.mcp.bench import run as mcp_run
+
+        print(mcp_md(mcp_run(settings, args.out)))
         return 0
     if args.target == "transitnet":
         from astro_workloads.transitnet.bench import markdown as tn_md
@@ -207,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument(
         "--slurm-rest", default=None, metavar="URL", help="slurmrestd: unix:/path.sock or http://host:port"
     )
-    add("serve", "run the analyzer service (webhook, API, incident pages, /metrics)", _cmd_serve)
+    add("serve", "run the analyzer service (webhook, API, incident pages, /metrics, MCP at /mcp)", _cmd_serve)
+    add("mcp", "serve HPCMind's MCP tools over stdio (what Claude Code / Claude Desktop launch)", _cmd_mcp)
     d = add("diagnose", "diagnose an evidence bundle (see the diagnose contract)", _cmd_diagnose)
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="evidence bundle (JSON); '-' for stdin")
     d.add_argument("--json", action="store_true", help="print exactly one JSON diagnosis")
@@ -248,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--out", type=Path, required=True, metavar="DIR")
     te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")
     b = add("bench", "run a benchmark and write bench/results/", _cmd_bench)
-    b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet"])
+    b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet", "mcp"])
     b.add_argument("--real", type=Path, default=None, metavar="FILE", help="labelled real incidents (JSON Lines)")
     b.add_argument(
         "--split", type=Path, default=Path("data/rca/test.jsonl"), metavar="FILE", help="rca: the held-out split"

@@ -102,6 +102,22 @@ class ModelSettings(_Section):
     openai_api_key: SecretStr = SecretStr("")
 
 
+class McpSettings(_Section):
+    # /mcp on the analyzer (streamable HTTP, same bearer token as the API); `hpcmind mcp` serves stdio regardless
+    enabled: bool = True
+    # write tools (submit_feedback) are listed only when the operator turns this on
+    allow_writes: bool = False
+    # Host / Origin values accepted besides loopback and the analyzer's own address (DNS-rebinding protection)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    # query_metrics bounds: the widest range, the most points per series, the most series returned
+    max_range_hours: float = Field(24.0, gt=0, le=24 * 31)
+    max_points: int = Field(1100, ge=10, le=11000)
+    max_series: int = Field(50, ge=1, le=1000)
+    # pasted log text accepted by `diagnose`
+    max_log_bytes: int = Field(1_000_000, ge=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -121,6 +137,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     model: ModelSettings = ModelSettings()
+    mcp: McpSettings = McpSettings()
 
 
 class SettingsError(ValueError):

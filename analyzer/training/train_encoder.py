@@ -217,7 +217,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     clf.save(out, {"threshold": threshold, "training": summary})
     (out / "encoder" / "MODEL_CARD.md").write_text(encoder_card(summary))
     (out / "encoder" / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    plot_loss(log, out / "encoder" / "loss.png")
+    plot_loss(
+        log,
+        out / "encoder" / "loss.png",
+        "MiniLM-L6 + LoRA + head on simulator bundles and the template corpus",
+        "class-weighted cross-entropy (nats)",
+    )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -186,7 +186,12 @@ def train_lora(
     return log
 
 
-def plot_loss(log: list[dict[str, float]], path: Path) -> None:
+def plot_loss(
+    log: list[dict[str, float]],
+    path: Path,
+    title: str = "LoRA fine-tuning of SmolLM2-135M-Instruct on simulated incidents",
+    ylabel: str = "cross-entropy on the answer tokens (nats)",
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,9 +205,9 @@ def plot_loss(log: list[dict[str, float]], path: Path) -> None:
     ax.plot(steps, loss, alpha=0.3, label="loss per step")
     ax.plot(steps, smooth, label=f"mean of {k} steps")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("cross-entropy on the answer tokens (nats)")
+    ax.set_ylabel(ylabel)
     ax.set_yscale("log")
-    ax.set_title("LoRA fine-tuning of SmolLM2-135M-Instruct on simulated incidents")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -20,6 +20,7 @@ def test_help_lists_every_subcommand() -> None:
         "simulate",
         "collect",
         "serve",
+        "mcp",
         "diagnose",
         "train",
         "bench",

@@ -1,0 +1,128 @@
+"""The two ways the MCP server is reached.
+
+- streamable HTTP at `/mcp` inside the analyzer: the API's bearer token, DNS-rebinding protection (Host and Origin
+  checked against loopback, the analyzer's own address and `HPCMIND_MCP__ALLOWED_HOSTS`), stateless so any replica
+  answers any request; the SDK routes both the initialize-handshake revisions and the 2026 stateless one.
+- stdio (`hpcmind mcp`), what Claude Code and Claude Desktop launch: the same service over the configured
+  database and Prometheus, the engine loaded on the first `diagnose` only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from mcp.server import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hpcmind.contract import Diagnosis, EvidenceBundle
+from hpcmind.settings import Settings
+
+from ..service import AnalyzerService
+
+PATH = "/mcp"
+MAX_BODY = 8 << 20  # an evidence bundle with its metric windows fits; more is refused with 413
+
+
+def security(settings: Settings) -> TransportSecuritySettings:
+    """Loopback always; the analyzer's bind address (unless 0.0.0.0) and public URL; then the operator's list."""
+    a, m = settings.analyzer, settings.mcp
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    if a.host not in ("0.0.0.0", "::", "127.0.0.1", "localhost"):
+        hosts.append(f"{a.host}:*")
+        origins.append(f"http://{a.host}:*")
+    if a.public_url:
+        u = urlsplit(a.public_url)
+        if u.netloc:
+            hosts.append(u.netloc)
+            origins.append(f"{u.scheme}://{u.netloc}")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*hosts, *m.allowed_hosts],
+        allowed_origins=[*origins, *m.allowed_origins],
+    )
+
+
+class BearerGate:
+    """401 unless `Authorization: Bearer <the API token>`, before the MCP transport sees the request."""
+
+    def __init__(self, app: ASGIApp, token: Callable[[], str]) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            got = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            if not hmac.compare_digest(got.encode(), f"Bearer {self.token()}".encode()):
+                res = JSONResponse(
+                    {"detail": "missing or wrong bearer token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                await res(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class HttpMount:
+    """The `/mcp` endpoint and the session manager the analyzer's lifespan must run."""
+
+    def __init__(self, mcp: MCPServer, settings: Settings) -> None:
+        self.manager = StreamableHTTPSessionManager(
+            app=mcp._lowlevel_server,  # the SDK's own streamable_http_app() wires it the same way
+            json_response=True,
+            stateless=True,
+            security_settings=security(settings),
+            max_request_body_size=MAX_BODY,
+        )
+        token = settings.analyzer.api_token.get_secret_value
+        self.app: ASGIApp = BearerGate(self.manager.handle_request, token)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with self.manager.run():
+            yield
+
+
+class LazyEngine:
+    """The configured engine, loaded on the first diagnosis: listing incidents over stdio should not wait for it."""
+
+    name = "lazy"  # the loaded engine's own name is in every diagnosis it returns
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def diagnose(self, bundle: EvidenceBundle) -> Diagnosis:
+        with self._lock:
+            if self._engine is None:
+                from ..rca import load_engine
+
+                self._engine = load_engine(self.settings)
+        result: Diagnosis = self._engine.diagnose(bundle)
+        return result
+
+
+def stdio_service(settings: Settings) -> AnalyzerService:
+    from ..store import Store
+
+    a = settings.analyzer
+    base = a.public_url or f"http://{a.host}:{a.port}"
+    return AnalyzerService(settings, Store(a.database_url), LazyEngine(settings), runbook_base=base)
+
+
+def run_stdio(settings: Settings) -> int:
+    from .server import build_server
+
+    service = stdio_service(settings)
+    try:
+        build_server(settings, lambda: service).run("stdio")
+    finally:
+        service.store.close()
+    return 0
