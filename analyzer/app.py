@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -124,6 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
         for pid in await anyio.to_thread.run_sync(rt.service.pending_payloads):
             await rt.queue.put(pid)  # what was accepted before a crash is processed now
         rt.tasks = [asyncio.create_task(rt.worker()), asyncio.create_task(rt.outbox())]
+        warm = getattr(rt.service.engine, "warm", None)
+        if warm is not None:  # serve at once; the learned model loads beside the signatures, which need none
+            threading.Thread(target=warm, name="model-warm", daemon=True).start()
         if settings.analyzer.log_bus == "kafka":
             from .logbus import kafka_consumer
 
@@ -197,11 +201,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics")
     def metrics(rt: RuntimeDep) -> Response:
+        rt.metrics.model_ready.set(1.0 if getattr(rt.service.engine, "state", "ready") == "ready" else 0.0)
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz(rt: RuntimeDep) -> dict[str, Any]:
-        return {"status": "ok", "schema_version": rt.store.version, "queue": rt.queue.qsize()}
+        model = getattr(rt.service.engine, "state", "ready")
+        return {"status": "ok", "schema_version": rt.store.version, "queue": rt.queue.qsize(), "model": model}
 
     @app.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_page(incident_id: int, rt: RuntimeDep) -> str:

@@ -65,6 +65,11 @@ class Metrics:
         self.outbox = Gauge("hpcmind_grafana_outbox_size", "Grafana annotation writes waiting.", registry=r)
         self.grafana_failures = Counter("hpcmind_grafana_failures", "Failed Grafana annotation writes.", registry=r)
         self.log_lines = Counter("hpcmind_log_lines_ingested", "Log lines accepted by the ingest.", ["bus"], registry=r)
+        self.model_ready = Gauge(
+            "hpcmind_model_ready",
+            "1 when the learned root-cause model is loaded (the signatures need none).",
+            registry=r,
+        )
 
 
 def _utc(dt: datetime | None) -> datetime | None:

@@ -4,16 +4,14 @@
   checked against loopback, the analyzer's own address and `HPCMIND_MCP__ALLOWED_HOSTS`), stateless so any replica
   answers any request; the SDK routes both the initialize-handshake revisions and the 2026 stateless one.
 - stdio (`hpcmind mcp`), what Claude Code and Claude Desktop launch: the same service over the configured
-  database and Prometheus, the engine loaded on the first `diagnose` only.
+  database and Prometheus; the learned model loads only when a diagnosis needs it.
 """
 
 from __future__ import annotations
 
 import hmac
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
 from mcp.server import MCPServer
@@ -22,7 +20,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hpcmind.contract import Diagnosis, EvidenceBundle
 from hpcmind.settings import Settings
 
 from ..service import AnalyzerService
@@ -89,32 +86,14 @@ class HttpMount:
             yield
 
 
-class LazyEngine:
-    """The configured engine, loaded on the first diagnosis: listing incidents over stdio should not wait for it."""
-
-    name = "lazy"  # the loaded engine's own name is in every diagnosis it returns
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._engine: Any = None
-        self._lock = threading.Lock()
-
-    def diagnose(self, bundle: EvidenceBundle) -> Diagnosis:
-        with self._lock:
-            if self._engine is None:
-                from ..rca import load_engine
-
-                self._engine = load_engine(self.settings)
-        result: Diagnosis = self._engine.diagnose(bundle)
-        return result
-
-
 def stdio_service(settings: Settings) -> AnalyzerService:
+    from ..rca import load_engine
     from ..store import Store
 
     a = settings.analyzer
     base = a.public_url or f"http://{a.host}:{a.port}"
-    return AnalyzerService(settings, Store(a.database_url), LazyEngine(settings), runbook_base=base)
+    # the engine is lazy: listing incidents never waits for the learned model, the first open diagnosis does
+    return AnalyzerService(settings, Store(a.database_url), load_engine(settings), runbook_base=base)
 
 
 def run_stdio(settings: Settings) -> int:

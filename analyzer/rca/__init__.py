@@ -28,7 +28,8 @@ def load_engine(settings: Settings, engine: str | None = None) -> DiagnosisEngin
     from .model_engine import ModelEngine
 
     try:
-        return ModelEngine(m.artifacts, m.cache_dir, name)  # type: ignore[arg-type]
+        # lazy: the signatures answer at once; the fine-tuned encoder loads when first needed (or on warm())
+        return ModelEngine(m.artifacts, m.cache_dir, name, lazy=True)  # type: ignore[arg-type]
     except (ModelUnavailable, FileNotFoundError) as exc:
         if name != "hpcmind":
             raise

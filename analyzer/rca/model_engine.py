@@ -13,6 +13,8 @@ Whatever picks the id, culprit, evidence and text come from the bundle (analyzer
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import threading
 import time
 from pathlib import Path
@@ -34,10 +36,16 @@ from .tuned_encoder import DIRNAME as TUNED_DIR
 from .tuned_encoder import Classifier, encoder_hash, load_threshold
 
 Mode = Literal["hpcmind", "finetuned", "base", "encoder"]
+log = logging.getLogger("hpcmind.rca")
 
 
 class ModelEngine:
-    def __init__(self, artifacts: Path, cache_dir: Path, mode: Mode = "hpcmind", load_all: bool = False) -> None:
+    def __init__(
+        self, artifacts: Path, cache_dir: Path, mode: Mode = "hpcmind", load_all: bool = False, lazy: bool = False
+    ) -> None:
+        """`lazy`: the fine-tuned encoder loads on the first bundle the signatures leave open (or on `warm()`), so
+        a process that only needs the signatures (most `hpcmind diagnose` calls, the analyzer's first seconds)
+        never waits for it."""
         self.mode = mode
         self.labels = lmmod.labels()
         t0 = time.perf_counter()
@@ -48,14 +56,24 @@ class ModelEngine:
         self.encoder = None
         self.tuned: Classifier | None = None
         self.threshold = 1.0
-        if mode in ("hpcmind", "encoder") and (artifacts / TUNED_DIR / "head.json").exists():
-            self.tuned = Classifier.load(artifacts)
+        self._artifacts = artifacts
+        self._tuned_on = mode in ("hpcmind", "encoder") and (artifacts / TUNED_DIR / "head.json").exists()
+        self._load_lock = threading.Lock()
+        self._loading = False
+        self.failure = ""
+        if self._tuned_on:
+            if lazy:
+                missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+                if missing:
+                    raise lmmod.ModelUnavailable(f"the fine-tuned encoder needs {', '.join(missing)} (the ML extra)")
+            else:
+                self.tuned = Classifier.load(artifacts)
             self.threshold = load_threshold(artifacts)
             # the fine-tuned encoder replaces the frozen head and the LM here: it reads real formats better and keeps
             # p95 under a second on 2 cores (the LM needs ~1 s per bundle, far more on a loaded machine)
             sig_w = 1.0 if mode == "hpcmind" else 0.0
             self.weights = Weights(lm=0.0, encoder=1.0, signatures=sig_w, gate=self.mix_weights.gate)
-        frozen = self.tuned is None and (mode == "encoder" or (mode == "hpcmind" and self.weights.encoder > 0))
+        frozen = not self._tuned_on and (mode == "encoder" or (mode == "hpcmind" and self.weights.encoder > 0))
         if frozen or load_all:
             self.head = Head.load(artifacts / "encoder_head.npz")
             self.encoder = load_encoder()
@@ -70,13 +88,13 @@ class ModelEngine:
         self._lock = threading.Lock()
         enc_name = (
             f"{ENCODER_NAME}+LoRA (hpcmind-rca, sha256:{encoder_hash(artifacts)[:16]})"
-            if self.tuned
+            if self._tuned_on
             else f"{ENCODER_NAME} head (hpcmind-rca)"
         )
         parts = {
             "hpcmind": [
-                self.lm.name if self.lm and not self.tuned else "",
-                enc_name if (self.head or self.tuned) else "",
+                self.lm.name if self.lm and not self._tuned_on else "",
+                enc_name if (self.head or self._tuned_on) else "",
                 SIGNATURES_NAME if self.weights.signatures > 0 else "",
             ],
             "finetuned": [self.lm.name if self.lm else ""],
@@ -93,14 +111,50 @@ class ModelEngine:
         if sig_p is not None and gated(self.weights, self.labels, sig_p):  # signatures first: no model needed
             return {c: float(x) for c, x in zip(self.labels, sig_p, strict=True)}
         text = render(bundle)
-        if self.tuned is not None:
-            return decide(self.labels, self.tuned.proba([text])[0], sig_p, self.threshold)
+        if self._tuned_on:
+            clf = self._classifier()
+            if clf is None:  # it failed to load: the signatures answer alone, and the failure is logged once
+                p = sig_p if sig_p is not None else signature_probs(findings, self.labels)
+                return {c: float(x) for c, x in zip(self.labels, p, strict=True)}
+            return decide(self.labels, clf.proba([text])[0], sig_p, self.threshold)
         lm_p = softmax_scores(self.lm.score(text), self.labels) if self.lm is not None else None
         enc_p = None
         if self.head is not None and self.encoder is not None and self.weights.encoder > 0:
             enc_p = self.head.proba(embed(self.encoder, [text]))[0]
         p = combine(self.weights, self.labels, lm=lm_p, encoder=enc_p, signatures=sig_p)
         return {c: float(x) for c, x in zip(self.labels, p, strict=True)}
+
+    def _classifier(self) -> Classifier | None:
+        if self.tuned is None and not self.failure:
+            self.warm()
+        return self.tuned
+
+    def warm(self) -> None:
+        """Load what a lazy engine deferred (idempotent, thread-safe; the analyzer calls it in the background)."""
+        if not self._tuned_on:
+            return
+        with self._load_lock:
+            if self.tuned is not None or self.failure:
+                return
+            self._loading = True
+            t0 = time.perf_counter()
+            try:
+                self.tuned = Classifier.load(self._artifacts)
+            except Exception as exc:  # a broken install must not stop diagnosis: the signatures still answer
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.error("the fine-tuned encoder failed to load (%s); diagnosing with the signatures alone", exc)
+            finally:
+                self._loading = False
+            self.load_seconds += time.perf_counter() - t0
+
+    @property
+    def state(self) -> str:
+        """ready | loading | not loaded | failed (the signatures answer alone)."""
+        if self.failure:
+            return "failed"
+        if not self._tuned_on or self.tuned is not None:
+            return "ready"
+        return "loading" if self._loading else "not loaded"
 
     def diagnose(self, bundle: EvidenceBundle) -> Diagnosis:
         t0 = time.perf_counter()

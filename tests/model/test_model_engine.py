@@ -90,3 +90,37 @@ def test_cli_diagnose_uses_the_model_by_default(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
     assert "LoRA" in d["model"] and d["root_cause"] == REAL[0]["root_cause"]
+
+
+def test_the_default_engine_loads_its_learned_model_only_when_the_signatures_are_silent() -> None:
+    e = load_engine(Settings())
+    assert isinstance(e, ModelEngine) and e.state == "not loaded"
+    decided = e.diagnose(
+        parse_bundle({"logs": [{"line": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}]})
+    )
+    assert decided.root_cause == "gpu_oom" and e.state == "not loaded"  # a signature decided: nothing loaded
+    silent = e.diagnose(parse_bundle({"logs": [{"line": "the frobnicator reported a wobble"}]}))
+    assert e.state == "ready" and e.tuned is not None
+    assert silent.root_cause == UNKNOWN and silent.confidence < 0.9  # an honest unknown, not 1.00
+
+
+def test_the_analyzer_answers_healthz_before_its_model_is_loaded(tmp_path: Path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from analyzer.app import create_app
+    from hpcmind.settings import load_settings
+
+    s = load_settings(
+        analyzer={"database_url": f"sqlite:///{tmp_path / 'a.db'}", "prometheus_url": "http://127.0.0.1:9"}
+    )
+    with TestClient(create_app(s)) as client:
+        first = client.get("/healthz").json()
+        # served at once: the encoder takes seconds to load (longer on a busy machine), the first answer does not
+        assert first["status"] == "ok" and first["model"] in ("not loaded", "loading")
+        deadline = time.monotonic() + s.services.ready_timeout_s
+        while client.get("/healthz").json()["model"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.get("/healthz").json()["model"] == "ready"
+        assert "hpcmind_model_ready 1.0" in client.get("/metrics").text
