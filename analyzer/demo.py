@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -46,6 +47,38 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
     raise UsageError(f"demo: {url} did not come up within {timeout:.0f}s")
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _check_ports(settings: Settings) -> None:
+    """A port already taken is one line naming it (exit 2), before anything starts."""
+    a, c = settings.analyzer, settings.collector
+    for what, var, host, port in (
+        ("analyzer", "HPCMIND_ANALYZER__PORT", a.host, a.port),
+        ("collector", "HPCMIND_COLLECTOR__PORT", c.host, c.port),
+    ):
+        if not _port_free(host, port):
+            raise UsageError(f"demo: the {what}'s port {host}:{port} is in use; free it or set {var}")
+
+
+def _alerts_page(prom: str) -> str:
+    """Prometheus' alerts page: /alerts on builds with the React UI, /classic/alerts on Debian's (no UI assets)."""
+    for path in ("/alerts", "/classic/alerts"):
+        try:
+            if httpx.get(prom + path, timeout=2.0).status_code == 200:
+                return prom + path
+        except httpx.HTTPError:
+            pass
+    return prom + "/graph"
+
+
 def _print_incident(inc: dict[str, Any], detail: dict[str, Any]) -> None:
     d = detail.get("diagnosis") or {}
     onset = datetime.fromisoformat(inc["onset"].replace("Z", "+00:00"))
@@ -69,6 +102,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
     if speed <= 0:
         raise UsageError("--speed: must be > 0")
     sc = load_scenario(resolve_scenario(scenario))
+    _check_ports(settings)
     run_dir = settings.services.run_dir
     mgr = ServiceManager(settings)
     if mgr.up(["prometheus", "alertmanager"]) != 0:
@@ -88,7 +122,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=a.host, port=a.port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://{a.host}:{a.port}"
-    _wait_http(base + "/healthz", settings.services.ready_timeout_s)  # the engine loads before it serves
+    _wait_http(base + "/healthz", settings.services.ready_timeout_s)  # answers at once; the model warms beside
     # simulator + collector, shipping logs to the analyzer's ingest
     shipper = LogShipper(HttpPublisher(base + "/api/v1/logs", a.api_token.get_secret_value()))
     shipper.start()
@@ -100,7 +134,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
         shipper.submit(LogRecord(record_id(run_id, next(seq)), ts, source, line))
 
     src = SimulatorSource(sc, speed=speed, on_log=on_log)
-    metrics = MetricsServer(GuardedCollector([src]).collect, settings.collector.host, 0)
+    metrics = MetricsServer(GuardedCollector([src]).collect, settings.collector.host, settings.collector.port)
     metrics.start()
     (prom / "targets" / "demo-collector.json").write_text(
         json.dumps([{"targets": [f"127.0.0.1:{metrics.port}"], "labels": {"cluster": sc.cluster.name}}])
@@ -113,7 +147,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
     )
     print(f"  collector  http://127.0.0.1:{metrics.port}/metrics")
     print(
-        f"  Prometheus http://127.0.0.1:{settings.prometheus.port}/alerts   "
+        f"  Prometheus {_alerts_page(f'http://127.0.0.1:{settings.prometheus.port}')}   "
         f"Alertmanager http://127.0.0.1:{settings.alertmanager.port}"
     )
     print(f"  analyzer   {base}/docs (API, token from HPCMIND_ANALYZER__API_TOKEN), incidents {base}/incidents/<id>")
@@ -145,4 +179,9 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
         server.should_exit = True
         time.sleep(0.5)
     print(f"\ndemo stopped: {len(seen)} incidents diagnosed; state kept in {db}", file=sys.stderr)
+    print(
+        "Prometheus and Alertmanager keep running for the next demo; `hpcmind services down` (or `make "
+        "services-down`) stops them.",
+        file=sys.stderr,
+    )
     return 0

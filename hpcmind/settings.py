@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HPCMIND_"
@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     model: ModelSettings = ModelSettings()
     mcp: McpSettings = McpSettings()
+
+    @model_validator(mode="after")
+    def _derived_addresses(self) -> Settings:
+        # one source of truth: unless set, the analyzer queries the local Prometheus wherever its port moved
+        if "prometheus_url" not in self.analyzer.model_fields_set:
+            self.analyzer.prometheus_url = f"http://127.0.0.1:{self.prometheus.port}"
+        return self
 
 
 class SettingsError(ValueError):

@@ -100,3 +100,24 @@ def test_loadgen_rejects_bad_numbers_in_one_line(args: list[str], says: str) -> 
         [sys.executable, "-m", "astro_workloads.astrocode.loadgen", *args], capture_output=True, text=True, cwd=ROOT
     )
     assert res.returncode == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_demo_names_a_taken_port_in_one_line_before_starting_anything() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli("demo", "--minutes", "0.1", env={"HPCMIND_ANALYZER__PORT": str(port)})
+    assert res.returncode == 2
+    assert f"127.0.0.1:{port} is in use" in res.stderr and "HPCMIND_ANALYZER__PORT" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_analyzer_queries_the_local_prometheus_wherever_its_port_moved() -> None:
+    from hpcmind.settings import load_settings
+
+    assert load_settings(prometheus={"port": 19555}).analyzer.prometheus_url == "http://127.0.0.1:19555"
+    given = load_settings(prometheus={"port": 19555}, analyzer={"prometheus_url": "http://prom:9090"})
+    assert given.analyzer.prometheus_url == "http://prom:9090"
