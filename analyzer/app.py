@@ -13,8 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -140,7 +143,20 @@ def create_app(settings: Settings) -> FastAPI:
                 await t
         rt.store.close()
 
-    app = FastAPI(title="HPCMind analyzer", version="0.1.0", lifespan=lifespan)
+    # the API docs load their JavaScript from the swagger-ui-bundle package, never a CDN (the machines are offline)
+    app = FastAPI(title="HPCMind analyzer", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="HPCMind analyzer API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
+
     if mcp_mount is not None:
         from .mcp.transports import PATH
 

@@ -337,3 +337,17 @@ def test_incident_page_and_runbook(client: TestClient) -> None:
     page = client.get(f"/incidents/{iid}")
     assert page.status_code == 200 and "gpu_hardware_fault" in page.text and "Drain gpu-a012" in page.text
     assert "drain the node" in client.get("/runbooks/gpu_hardware_fault").text
+
+
+def test_api_docs_load_nothing_from_a_cdn(client: TestClient) -> None:
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", page.text)
+    assets = [u for pair in urls for u in pair if u]
+    assert assets and all(u.startswith("/") for u in assets), assets  # every asset from this server
+    js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert js.status_code == 200 and "SwaggerUIBundle" in js.text
+    assert client.get("/static/swagger-ui/swagger-ui.css").status_code == 200
+    assert client.get("/openapi.json").json()["info"]["title"] == "HPCMind analyzer"
