@@ -116,10 +116,10 @@ def mcp_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @asynccontextmanager
-async def http_client(url: str, headers: dict[str, str]) -> AsyncIterator[Client]:
+async def http_client(url: str, headers: dict[str, str], mode: str = "auto") -> AsyncIterator[Client]:
     async with (
         httpx2.AsyncClient(headers=headers, timeout=120) as http,
-        Client(streamable_http_client(url, http_client=http)) as c,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as c,
     ):
         yield c
 
@@ -276,3 +276,16 @@ def test_write_tools_exist_only_when_enabled(mcp_stack: McpStack, settings: Sett
     assert not ok.is_error
     detail = httpx.get(f"{mcp_stack.stack.base}/api/v1/incidents/{mcp_stack.incident}", headers=mcp_stack.stack.headers)
     assert [f["correct"] for f in detail.json()["feedback"]] == [True]
+
+
+def test_both_protocol_eras_are_served(mcp_stack: McpStack) -> None:
+    """The SDK's client probes first (the 2026-07-28 stateless revision); a client that only knows the
+    initialize handshake gets the same tools."""
+
+    async def main(mode: str) -> tuple[str, set[str]]:
+        async with http_client(mcp_stack.url, mcp_stack.stack.headers, mode) as c:
+            return c.protocol_version, {t.name for t in (await c.list_tools()).tools}
+
+    modern, legacy = anyio.run(main, "auto"), anyio.run(main, "legacy")
+    assert modern[0] == "2026-07-28" and legacy[0] != modern[0] and legacy[0].startswith("2025")
+    assert modern[1] == legacy[1] and modern[1] >= READ_TOOLS
