@@ -180,6 +180,7 @@ class LogShipper:
         if not batch:
             return 0
         delay = self.retry_base
+        streak = 0
         while True:
             try:
                 self.pub.publish(batch)
@@ -192,11 +193,20 @@ class LogShipper:
                 return 0
             except DeliveryError as exc:
                 self.retries += 1
-                log.info("log delivery failed, retrying in %.1fs: %s", delay, exc)
+                streak += 1
+                # visible at the default log level: the first failure, then each time the backoff tops out
+                level = logging.WARNING if streak == 1 or delay >= self.retry_max else logging.INFO
+                log.log(
+                    level,
+                    "log delivery failed (%d in a row, %d lines waiting), retrying in %.1fs: %s",
+                    streak, len(self.buf), delay, exc,
+                )  # fmt: skip
                 if self._stop.wait(delay):
                     return 0  # stopping: the batch stays buffered (still counted, not lost silently)
                 delay = min(self.retry_max, delay * 2)
                 continue
+            if streak:
+                log.warning("log delivery recovered after %d failed attempts", streak)
             self._confirm(len(batch))
             return len(batch)
 

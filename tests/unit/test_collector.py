@@ -212,6 +212,17 @@ def test_shipper_retries_until_delivered_in_order() -> None:
     assert sh.retries == 3 and sh.delivered == 25
 
 
+def test_an_absent_analyzer_is_said_at_the_default_log_level(caplog: pytest.LogCaptureFixture) -> None:
+    sh = LogShipper(Flaky(fail=3), batch_size=10, retry_base=0.01)
+    for r in recs(3):
+        sh.submit(r)
+    with caplog.at_level(logging.WARNING, logger="hpcmind.logship"):
+        assert sh.flush_once() == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0].startswith("log delivery failed (1 in a row, 3 lines waiting)") and "down" in warnings[0]
+    assert warnings[-1] == "log delivery recovered after 3 failed attempts"
+
+
 def test_shipper_counts_and_logs_drops(caplog: pytest.LogCaptureFixture) -> None:
     sh = LogShipper(Flaky(fail=0), max_buffer=5)
     with caplog.at_level(logging.WARNING):
