@@ -60,6 +60,9 @@ class ServiceManager:
             svc = self.services[n]
             running = svc.running()
             missing = [p for p in svc.procs() if p not in running]
+            if not running:  # never started (or stopped): not a fault, and not healthy either
+                print(f"{n:13} {'stopped':9} start it with `hpcmind services up {n}`")
+                continue
             if missing and not (n == "slurm" and missing == ["munged"]):
                 ok, reason = False, f"not running: {', '.join(missing)}"
             else:

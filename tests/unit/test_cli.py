@@ -121,3 +121,11 @@ def test_the_analyzer_queries_the_local_prometheus_wherever_its_port_moved() -> 
     assert load_settings(prometheus={"port": 19555}).analyzer.prometheus_url == "http://127.0.0.1:19555"
     given = load_settings(prometheus={"port": 19555}, analyzer={"prometheus_url": "http://prom:9090"})
     assert given.analyzer.prometheus_url == "http://prom:9090"
+
+
+def test_services_nobody_started_are_stopped_not_unhealthy(tmp_path: Path) -> None:
+    res = run_cli("services", "status", "prometheus", "postgres", env={"HPCMIND_SERVICES__RUN_DIR": str(tmp_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert [ln.split()[:2] for ln in lines] == [["prometheus", "stopped"], ["postgres", "stopped"]]
+    assert "UNHEALTHY" not in res.stdout
