@@ -107,6 +107,10 @@ def build_source(
                 shipper.submit(LogRecord(record_id(source, line), ts, source, line))
 
         return SlurmSource(client, on_event=on_event)
+    if kind == "proc":  # node_exporter's names from /proc, for nodes that run no node_exporter
+        from .sources.proc import ProcSource
+
+        return ProcSource()
     from .sources.nvml import NvmlSource, NvmlUnavailable
 
     try:

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         required=True,
         action="append",
-        choices=["simulator", "slurm", "nvml"],
+        choices=["simulator", "slurm", "nvml", "proc"],
         help="metric source (repeatable: --source simulator --source slurm)",
     )
     col.add_argument("--scenario", metavar="FILE|NAME", help="scenario for --source simulator (real time)")

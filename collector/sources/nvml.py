@@ -93,7 +93,8 @@ class NvmlSource:
 
             pynvml.nvmlInit()
         except Exception as exc:
-            raise NvmlUnavailable(f"NVML not available: {type(exc).__name__}: {exc}") from None
+            hint = " (pip install -e '.[nvml]')" if isinstance(exc, ImportError) else ""
+            raise NvmlUnavailable(f"NVML not available: {type(exc).__name__}: {exc}{hint}") from None
         self.nvml: Any = pynvml
         self.hostname = socket.gethostname()
         self.driver = str(pynvml.nvmlSystemGetDriverVersion())

@@ -155,3 +155,27 @@ def test_kafka_carries_every_line_of_a_run(settings: Settings) -> None:
     ids = [g["id"] for g in got]
     assert set(ids) == {r.id for r in sent}, "lines lost"
     assert len(ids) - len(set(ids)) <= len(sent) // 10  # duplicates only as at-least-once allows
+
+
+def test_collect_proc_serves_node_exporter_names_and_stops_on_sigterm() -> None:
+    import signal
+    import sys
+
+    from hpcmind.services.proc import http_ok, wait_until
+    from tests.conftest import ROOT, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPCMIND_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpcmind", "collect", "--source", "proc", "--log-bus", "none", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 90, "collect --source proc")
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert {"node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"} <= names
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "hpcmind collect: stopped" in err
