@@ -159,10 +159,16 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
     seen: set[int] = set()
     stop_at = time.monotonic() + minutes * 60 if minutes else None
     headers = {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}
+    model, t_model = "", time.monotonic()
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=10) as c:
             while stop_at is None or time.monotonic() < stop_at:
                 time.sleep(2)
+                now_model = c.get("/healthz").json().get("model", "ready")
+                if now_model != model:  # the signatures diagnose at once; the learned model joins when loaded
+                    took = f" after {time.monotonic() - t_model:.0f} s" if model else ""
+                    print(f"  model      {now_model}{took}", flush=True)
+                    model = now_model
                 items = c.get("/api/v1/incidents", params={"limit": 100}).json()["items"]
                 for inc in sorted(items, key=lambda i: i["id"]):
                     if inc["id"] not in seen and inc["root_cause"]:
