@@ -162,7 +162,9 @@ class ModelEngine:
         with self._lock:
             probs = self.probabilities(bundle, findings)
         cause = pick(probs)
-        return build_diagnosis(bundle, findings, cause, probs, self.name, t0)
+        # a diagnosis names what actually answered: after a failed load that is the signatures alone
+        name = f"{SIGNATURES_NAME} (the learned model failed to load)" if self.failure else self.name
+        return build_diagnosis(bundle, findings, cause, probs, name, t0)
 
 
 def decide(labels: tuple[str, ...], enc: np.ndarray, sig: np.ndarray | None, threshold: float) -> dict[str, float]:

@@ -124,3 +124,19 @@ def test_the_analyzer_answers_healthz_before_its_model_is_loaded(tmp_path: Path)
             time.sleep(0.5)
         assert client.get("/healthz").json()["model"] == "ready"
         assert "hpcmind_model_ready 1.0" in client.get("/metrics").text
+
+
+def test_a_learned_model_that_fails_to_load_leaves_the_signatures_answering(tmp_path: Path) -> None:
+    import shutil
+
+    art = tmp_path / "artifacts"
+    shutil.copytree(ARTIFACTS, art)
+    (art / "encoder" / "adapter" / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    e = ModelEngine(art, Settings().model.cache_dir, "hpcmind", lazy=True)
+    d = e.diagnose(parse_bundle({"logs": [{"line": "the frobnicator reported a wobble"}]}))
+    assert e.state == "failed" and e.failure
+    assert d.root_cause == UNKNOWN and "failed to load" in d.model
+    oom = e.diagnose(
+        parse_bundle({"logs": [{"line": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}]})
+    )
+    assert oom.root_cause == "gpu_oom"
