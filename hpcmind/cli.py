@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -300,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # plain one-line warnings on stderr, configured before anything else can (the MCP SDK's MCPServer would
+    # otherwise install a Rich handler on the root logger, wrapping every warning at 80 columns)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
