@@ -68,6 +68,11 @@ class Runtime:
         self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analyzer.queue_size)
         self.tasks: list[asyncio.Task[None]] = []
 
+    def model_state(self) -> str:
+        """not loaded | loading | ready | failed; engines with nothing to load (signatures) are always ready."""
+        state: str = getattr(self.service.engine, "state", "ready")
+        return state
+
     async def worker(self) -> None:
         while True:
             pid = await self.queue.get()
@@ -217,12 +222,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics")
     def metrics(rt: RuntimeDep) -> Response:
-        rt.metrics.model_ready.set(1.0 if getattr(rt.service.engine, "state", "ready") == "ready" else 0.0)
+        rt.metrics.model_ready.set(1.0 if rt.model_state() == "ready" else 0.0)
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz(rt: RuntimeDep) -> dict[str, Any]:
-        model = getattr(rt.service.engine, "state", "ready")
+        model = rt.model_state()
         return {"status": "ok", "schema_version": rt.store.version, "queue": rt.queue.qsize(), "model": model}
 
     @app.get("/incidents/{incident_id}", response_class=HTMLResponse)

@@ -7,13 +7,12 @@ is reported beside the others, never instead of them.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..evidence.queries import _q
+from ..evidence.queries import Query
 from .promql import QueryRefused
 
 # (field, PromQL): `$node` / `$node_re` / `$window` are filled with escaped values
@@ -47,15 +46,14 @@ IB_STATES = {"1": "down", "2": "init", "3": "armed", "4": "active", "5": "active
 Ask = Callable[[str], list[dict[str, Any]]]  # PromQL instant query -> vector
 
 
-def render(template: str, node: str, window: timedelta) -> str:
-    host = f'Hostname="{_q(node)}"'
-    w = f"{max(1, int(window.total_seconds()))}s"
-    out = template.replace("$node_re", _q(re.escape(node))).replace("$window", w)
-    # dcgm-exporter renamed Hostname to hostname: ask for both
+def render(template: str, window: timedelta, *, node: str | None = None, job: str | None = None) -> str:
+    """Fill `$window`, and `$node`/`$node_re`/`$job` through the evidence catalogue's own escaping; `$host` asks
+    for both spellings dcgm-exporter has used (`Hostname`, later `hostname`)."""
+    out = template.replace("$window", f"{max(1, int(window.total_seconds()))}s")
     if "$host" in out:
-        lower = out.replace("$host", f'hostname="{_q(node)}"')
-        out = f"({out.replace('$host', host)}) or ({lower})"
-    return out
+        upper, lower = out.replace("$host", 'Hostname="$node"'), out.replace("$host", 'hostname="$node"')
+        out = f"({upper}) or ({lower})"
+    return Query("", "node" if node is not None else "job", out).render(node=node, job=job)
 
 
 def _value(sample: dict[str, Any]) -> float | str:
@@ -99,12 +97,13 @@ def per_port(answers: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def ask_all(
-    ask: Ask, queries: tuple[tuple[str, str], ...], node: str, window: timedelta, errors: list[str]
+    ask: Ask, queries: tuple[tuple[str, str], ...], fill: Callable[[str], str], errors: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
+    """Each named query's answer; a refused one goes to `errors` and the rest are still asked."""
     out: dict[str, list[dict[str, Any]]] = {}
     for field, template in queries:
         try:
-            out[field] = ask(render(template, node, window))
+            out[field] = ask(fill(template))
         except QueryRefused as exc:
             errors.append(f"{field}: {exc}")
     return out
@@ -121,9 +120,13 @@ def node_report(
     """Per-GPU and per-port rows, host signals, the node's open incidents (any age) and its incidents in the
     window by root cause; `problems` lists in words what an on-call engineer would act on."""
     errors: list[str] = []
-    host = {k: (_value(v[0]) if v else None) for k, v in ask_all(ask, HOST_QUERIES, node, window, errors).items()}
-    gpus = per_gpu(ask_all(ask, GPU_QUERIES, node, window, errors))
-    ports = per_port(ask_all(ask, IB_QUERIES, node, window, errors))
+
+    def fill(template: str) -> str:
+        return render(template, window, node=node)
+
+    host = {k: (_value(v[0]) if v else None) for k, v in ask_all(ask, HOST_QUERIES, fill, errors).items()}
+    gpus = per_gpu(ask_all(ask, GPU_QUERIES, fill, errors))
+    ports = per_port(ask_all(ask, IB_QUERIES, fill, errors))
     by_cause: dict[str, int] = defaultdict(int)
     for i in recent:
         by_cause[str(i.get("root_cause") or "undiagnosed")] += 1
@@ -183,13 +186,7 @@ JOB_QUERIES: tuple[tuple[str, str], ...] = (
 
 def job_report(ask: Ask, job: str, window: timedelta, incidents: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     errors: list[str] = []
-    w = f"{max(1, int(window.total_seconds()))}s"
-    answers: dict[str, list[dict[str, Any]]] = {}
-    for field, template in JOB_QUERIES:
-        try:
-            answers[field] = ask(template.replace("$job", _q(job)).replace("$window", w))
-        except QueryRefused as exc:
-            errors.append(f"{field}: {exc}")
+    answers = ask_all(ask, JOB_QUERIES, lambda t: render(t, window, job=job), errors)
     records = answers.pop("record", [])
     # the newest state wins when the job changed state inside the window
     slurm = dict(records[-1]["metric"]) if records else None

@@ -54,9 +54,9 @@ def test_ranges_outside_the_bounds_are_refused_with_the_way_out() -> None:
 
 
 def test_node_queries_escape_the_node_and_ask_for_both_hostname_spellings() -> None:
-    q = health.render("DCGM_FI_DEV_GPU_TEMP{$host}", 'gpu"a.1', timedelta(minutes=5))
+    q = health.render("DCGM_FI_DEV_GPU_TEMP{$host}", timedelta(minutes=5), node='gpu"a.1')
     assert q == '(DCGM_FI_DEV_GPU_TEMP{Hostname="gpu\\"a.1"}) or (DCGM_FI_DEV_GPU_TEMP{hostname="gpu\\"a.1"})'
-    ib = health.render('x{instance=~"$node_re(:[0-9]+)?"}[$window]', "gpu-a.1", timedelta(hours=1))
+    ib = health.render('x{instance=~"$node_re(:[0-9]+)?"}[$window]', timedelta(hours=1), node="gpu-a.1")
     assert ib == 'x{instance=~"gpu\\\\-a\\\\.1(:[0-9]+)?"}[3600s]'
 
 
