@@ -74,3 +74,27 @@ def analyzer_stack(settings: Settings, db: Path) -> Iterator[Stack]:
             (prom / "rules" / f.name).unlink(missing_ok=True)
         httpx.post(prom_url + "/-/reload")
         grafana.stop()
+
+
+def training_scenario(
+    name: str, seed: int, prefix: str, nodes: int, gpus: int, first_job: int, faults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A 1 s-tick cluster of one GPU partition busy with long training jobs, random faults off."""
+    return {
+        "name": name,
+        "seed": seed,
+        "tick_seconds": 1,
+        "cluster": {
+            "name": "e2e",
+            "partitions": [{"name": "gpu", "nodes": nodes, "node_prefix": prefix, "gpus_per_node": gpus, "ib_hcas": 1}],
+        },
+        "workload": {
+            "arrivals_per_hour": 0,
+            "initial_utilisation": 1.0,
+            "mix": {"training": 1.0},
+            "user_failure_rate": 0,
+            "mean_runtime": "30h",
+            "first_job_id": first_job,
+        },
+        "faults": {"random": {"enabled": False, "confounders_per_hour": 0}, "scheduled": [], **(faults or {})},
+    }

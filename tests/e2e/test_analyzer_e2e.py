@@ -17,7 +17,7 @@ from collector.server import MetricsServer
 from collector.sources.simulator import SimulatorSource
 from hpcmind.settings import Settings
 from simulator.scenario import parse_scenario
-from tests.e2e.conftest import Stack, analyzer_stack
+from tests.e2e.conftest import Stack, analyzer_stack, training_scenario
 from tests.standins.grafana import GrafanaStandIn
 
 FAULT_AT = 65.0  # GPUMissing compares with a minute ago: the GPU must have reported for a minute first
@@ -52,31 +52,16 @@ def run_xid79(settings: Settings, stack: Stack) -> None:
         )
 
     scen = parse_scenario(
-        {
-            "name": "e2e-xid79",
-            "seed": 11,
-            "tick_seconds": 1,
-            "cluster": {
-                "name": "e2e",
-                "partitions": [{"name": "gpu", "nodes": 2, "node_prefix": "xb", "gpus_per_node": 4, "ib_hcas": 1}],
-            },
-            "workload": {
-                "arrivals_per_hour": 0,
-                "initial_utilisation": 1.0,
-                "mix": {"training": 1.0},
-                "user_failure_rate": 0,
-                "mean_runtime": "30h",
-                "first_job_id": 77000,
-            },
-            "faults": {
-                "random": {"enabled": False, "confounders_per_hour": 0},
+        training_scenario(
+            "e2e-xid79", 11, "xb", nodes=2, gpus=4, first_job=77000,
+            faults={
                 "cascade_scale": 0.1,
                 "scheduled": [
                     {"at": FAULT_AT, "root_cause": "gpu_hardware_fault", "node": "xb002", "gpu": 2, "variant": "xid79"}
                 ],
             },
-        }
-    )
+        )
+    )  # fmt: skip
     src = SimulatorSource(scen, on_log=on_log, name="sim-e2e")
     metrics = MetricsServer(GuardedCollector([src]).collect, port=0)
     try:

@@ -27,7 +27,7 @@ from collector.sources.simulator import SimulatorSource
 from hpcmind.settings import Settings
 from simulator.scenario import parse_scenario
 from tests.conftest import ROOT, run_cli
-from tests.e2e.conftest import Stack, analyzer_stack
+from tests.e2e.conftest import Stack, analyzer_stack, training_scenario
 from tests.unit.test_analyzer_app import alert, payload
 
 NODE = "mcp001"
@@ -56,32 +56,13 @@ class McpStack:
         return self.stack.base + "/mcp"
 
 
-def _scenario() -> dict[str, Any]:
-    return {
-        "name": "e2e-mcp",
-        "seed": 5,
-        "tick_seconds": 1,
-        "cluster": {
-            "name": "e2e",
-            "partitions": [{"name": "gpu", "nodes": 1, "node_prefix": "mcp", "gpus_per_node": 2, "ib_hcas": 1}],
-        },
-        "workload": {
-            "arrivals_per_hour": 0,
-            "initial_utilisation": 1.0,
-            "mix": {"training": 1.0},
-            "user_failure_rate": 0,
-            "mean_runtime": "30h",
-            "first_job_id": int(JOB),
-        },
-        "faults": {"random": {"enabled": False, "confounders_per_hour": 0}, "scheduled": []},
-    }
-
-
 @pytest.fixture(scope="module")
 def mcp_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpStack]:
     db = tmp_path_factory.mktemp("mcp") / "mcp.db"
     with analyzer_stack(settings, db) as stack:
-        src = SimulatorSource(parse_scenario(_scenario()), name="sim-mcp")
+        src = SimulatorSource(
+            parse_scenario(training_scenario("e2e-mcp", 5, "mcp", nodes=1, gpus=2, first_job=int(JOB))), name="sim-mcp"
+        )
         metrics = MetricsServer(GuardedCollector([src]).collect, port=0)
         target = stack.targets / "e2e-mcp.json"
         try:
