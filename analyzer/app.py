@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import html
 import logging
@@ -66,6 +67,9 @@ class Runtime:
         self.service = AnalyzerService(settings, self.store, load_engine(settings), self.metrics, base)
         self.grafana = GrafanaWriter(settings, self.store, self.metrics, base)
         self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analyzer.queue_size)
+        # payloads already stored durably that found the queue full between the check and the put (another
+        # request took the last slot while this one was writing): they are answered 200 and queued when there is room
+        self.backlog: collections.deque[int] = collections.deque()
         self.tasks: list[asyncio.Task[None]] = []
 
     def model_state(self) -> str:
@@ -73,7 +77,20 @@ class Runtime:
         state: str = getattr(self.service.engine, "state", "ready")
         return state
 
+    def enqueue(self, pid: int) -> None:
+        try:
+            self.queue.put_nowait(pid)
+        except asyncio.QueueFull:
+            self.backlog.append(pid)
+        self.metrics.queue.set(self.queue.qsize() + len(self.backlog))
+
     async def worker(self) -> None:
+        try:  # incidents whose alerts were recorded before a crash but never diagnosed
+            done = await anyio.to_thread.run_sync(self.service.diagnose_pending)
+            if done:
+                log.info("diagnosed %d incident(s) left undiagnosed by an earlier stop", len(done))
+        except Exception:
+            log.exception("diagnosing incidents left pending failed")
         while True:
             pid = await self.queue.get()
             try:
@@ -82,7 +99,9 @@ class Runtime:
                 log.exception("processing payload %d failed", pid)
             finally:
                 self.queue.task_done()
-                self.metrics.queue.set(self.queue.qsize())
+                while self.backlog and not self.queue.full():
+                    self.queue.put_nowait(self.backlog.popleft())
+                self.metrics.queue.set(self.queue.qsize() + len(self.backlog))
 
     async def outbox(self) -> None:
         while True:
@@ -131,7 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
         rt = Runtime(settings)
         app.state.runtime = rt
         for pid in await anyio.to_thread.run_sync(rt.service.pending_payloads):
-            await rt.queue.put(pid)  # what was accepted before a crash is processed now
+            rt.enqueue(pid)  # what was accepted before a crash is processed now (beyond the queue: the backlog)
         rt.tasks = [asyncio.create_task(rt.worker()), asyncio.create_task(rt.outbox())]
         warm = getattr(rt.service.engine, "warm", None)
         if warm is not None:  # serve at once; the learned model loads beside the signatures, which need none
@@ -174,8 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
             rt.metrics.webhook.labels("busy").inc()
             return JSONResponse({"detail": "queue full, retry later"}, status_code=503, headers={"Retry-After": "5"})
         pid = await anyio.to_thread.run_sync(rt.service.accept, payload)  # durable before the 200
-        rt.queue.put_nowait(pid)
-        rt.metrics.queue.set(rt.queue.qsize())
+        rt.enqueue(pid)
         rt.metrics.webhook.labels("accepted").inc()
         return JSONResponse({"payload": pid, "alerts": len(payload.alerts)})
 

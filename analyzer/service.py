@@ -137,11 +137,50 @@ class AnalyzerService:
                 iid = self._record_alert(c, alert)
                 if iid is not None:
                     touched.add(iid)
+            # a replay after a crash: the alerts are recorded, but their incidents may never have been diagnosed
+            touched |= set(self._pending(c, self._incidents_of(c, payload.alerts)))
         for iid in sorted(touched):
             self.diagnose_incident(iid)
         with self.store.tx() as c:
             c.execute(update(payloads).where(payloads.c.id == payload_id).values(processed=True))
         return sorted(touched)
+
+    def undiagnosed(self) -> list[int]:
+        """Incidents with an accepted alert no diagnosis has seen yet (what a crash mid-payload leaves)."""
+        with self.store.tx() as c:
+            return self._pending(c, None)
+
+    def diagnose_pending(self) -> list[int]:
+        done = []
+        for iid in self.undiagnosed():
+            self.diagnose_incident(iid)
+            done.append(iid)
+        return done
+
+    @staticmethod
+    def _pending(c: Connection, among: set[int] | None) -> list[int]:
+        q = select(incidents.c.id).where(incidents.c.revision > incidents.c.diagnosed_revision)
+        if among is not None:
+            if not among:
+                return []
+            q = q.where(incidents.c.id.in_(sorted(among)))
+        return [int(r[0]) for r in c.execute(q.order_by(incidents.c.id))]
+
+    @staticmethod
+    def _incidents_of(c: Connection, alerts: list[Alert]) -> set[int]:
+        out: set[int] = set()
+        for alert in alerts:
+            r = c.execute(
+                select(incident_alerts.c.incident_id).where(
+                    and_(
+                        incident_alerts.c.fingerprint == alert.fingerprint,
+                        incident_alerts.c.starts_at == _utc(alert.startsAt),
+                    )
+                )
+            ).first()
+            if r is not None:
+                out.add(int(r[0]))
+        return out
 
     def _record_alert(self, c: Connection, alert: Alert) -> int | None:
         starts = _utc(alert.startsAt)
@@ -182,7 +221,11 @@ class AnalyzerService:
             "jobs": sorted(set(inc.entities["jobs"]) | ({alert.job} if alert.job else set())),
         }
         onset = min(_utc(inc.onset) or starts, starts)  # type: ignore[type-var]
-        c.execute(update(incidents).where(incidents.c.id == iid).values(entities=ents, onset=onset, updated_at=now()))
+        c.execute(
+            update(incidents)
+            .where(incidents.c.id == iid)
+            .values(entities=ents, onset=onset, updated_at=now(), revision=incidents.c.revision + 1)
+        )
         new = [("node", h) for h in ents["nodes"] if h not in inc.entities["nodes"]]
         new += [("job", j) for j in ents["jobs"] if j not in inc.entities["jobs"]]
         for kind, value in new:
@@ -273,6 +316,7 @@ class AnalyzerService:
             fingerprint=primary.fingerprint,
         )
         nodes, jobs = list(inc.entities["nodes"]), list(inc.entities["jobs"])
+        seen_revision = int(inc.revision)
         onset = _utc(inc.onset) or now()
         start, end = onset - timedelta(minutes=10), min(now(), onset + timedelta(minutes=15))
         metrics, items = gather_metrics(self.settings.analyzer.prometheus_url, nodes, jobs, start, end)
@@ -310,6 +354,8 @@ class AnalyzerService:
                     diagnosis=as_json(d.to_json_dict()),
                     evidence=as_json(items_json(items)),
                     updated_at=now(),
+                    # an alert that joined while this ran leaves the incident pending: it is diagnosed again
+                    diagnosed_revision=seen_revision,
                 )
             )
             # the annotation follows the incident: created on the first diagnosis, rewritten on later ones

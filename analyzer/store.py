@@ -25,8 +25,10 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -65,6 +67,10 @@ incidents = Table(
     Column("evidence", JSON),
     Column("entities", JSON, nullable=False),  # {"nodes": [...], "jobs": [...]}
     Column("grafana_annotation_id", Integer),
+    # bumped in the transaction that adds an alert; a diagnosis stores the revision it read. revision >
+    # diagnosed_revision means an accepted alert is not yet reflected in a diagnosis (e.g. a crash in between)
+    Column("revision", Integer, nullable=False, default=0, server_default="0"),
+    Column("diagnosed_revision", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_incidents_state", "state"),
@@ -143,8 +149,18 @@ def _v2(conn: Connection) -> None:
                 conn.execute(incident_entities.insert().values(incident_id=row.id, kind=kind, value=v))
 
 
+def _v3(conn: Connection) -> None:
+    """Revisions, so that an incident whose alerts were recorded but never diagnosed is found again after a crash;
+    incidents stored before this version without a diagnosis are marked pending."""
+    have = {c["name"] for c in inspect(conn).get_columns("incidents")}
+    for col in ("revision", "diagnosed_revision"):
+        if col not in have:  # a store created at v1 by this code already has them
+            conn.execute(text(f"ALTER TABLE incidents ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(update(incidents).where(incidents.c.root_cause.is_(None)).values(revision=1, diagnosed_revision=0))
+
+
 # Append-only: each step moves the schema one version forward.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 def now() -> datetime:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ def test_postgres_store_dedups_and_correlates(settings: Settings, pg_store: Stor
     s = load_settings(analyzer={"prometheus_url": "http://127.0.0.1:9"})
     svc = AnalyzerService(s, pg_store, SignatureEngine())
     again = Store(postgres_url(settings))  # migrations are idempotent
-    assert pg_store.version == 2 and again.version == 2
+    assert pg_store.version == 3 and again.version == 3
     again.close()
     for body in (payload(XID), payload(XID), payload(XID, HANG, FAILED), payload(OTHER)):
         svc.process(svc.accept(AlertmanagerPayload.model_validate(body)))
@@ -60,52 +61,102 @@ def test_postgres_store_dedups_and_correlates(settings: Settings, pg_store: Stor
     assert svc.pending_payloads() == []
 
 
-def test_kill_9_after_200_loses_nothing(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HPCMIND_ANALYZER__PORT": str(port),
-        "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
-        "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
-        "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
-    }
-    base = f"http://127.0.0.1:{port}"
-    h = {"Authorization": f"Bearer {TOKEN}"}
+class Analyzer:
+    """`hpcmind serve` as a subprocess on its own SQLite file, started and killed like a real deployment."""
 
-    def start() -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "HPCMIND_ANALYZER__PORT": str(self.port),
+            "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
+            "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+            "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
+        }
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.h = {"Authorization": f"Bearer {TOKEN}"}
+        self.p: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.p = subprocess.Popen(
             [sys.executable, "-m", "hpcmind", "serve"],
-            env=env,
+            env=self.env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 90  # it loads its engine first; generous on a busy machine
+        deadline = time.monotonic() + 90  # generous on a busy machine
         while time.monotonic() < deadline:
             try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    return p
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        p.kill()
+        self.kill()
         raise AssertionError("analyzer did not start")
 
-    p = start()
+    def kill(self) -> None:
+        if self.p is not None:
+            self.p.send_signal(signal.SIGKILL)
+            self.p.wait(10)
+            self.p = None
+
+    def incidents(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = httpx.get(
+                self.base + "/api/v1/incidents", params={"limit": 500, "offset": len(items)}, headers=self.h
+            ).json()["items"]
+            items += page
+            if len(page) < 500:
+                return items
+
+
+def test_kill_9_after_200_loses_nothing(tmp_path: Path) -> None:
+    a = Analyzer(tmp_path)
+    a.start()
     try:
         # kill -9 right after the 200: the payload is on disk, processing may not have happened
-        r = httpx.post(base + "/api/v1/alertmanager", json=payload(XID), headers=h)
+        r = httpx.post(a.base + "/api/v1/alertmanager", json=payload(XID), headers=a.h)
         assert r.status_code == 200
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-        p = start()
+        a.kill()
+        a.start()
         deadline, items = time.monotonic() + 30, []
         while time.monotonic() < deadline and not items:
-            items = [i for i in httpx.get(base + "/api/v1/incidents", headers=h).json()["items"] if i["root_cause"]]
+            items = [i for i in a.incidents() if i["root_cause"]]
             time.sleep(0.2)
         assert [i["root_cause"] for i in items] == ["gpu_hardware_fault"]
     finally:
-        p.kill()
-        p.wait(10)
+        a.kill()
+
+
+def test_kill_9_mid_payload_leaves_no_incident_undiagnosed(tmp_path: Path) -> None:
+    """One big payload, killed while its incidents are being diagnosed: after the restart every one of them is
+    diagnosed, exactly once each (a replay used to take the recorded alerts for duplicates and diagnose none)."""
+    from tests.unit.test_crash_recovery import _storm
+
+    n = 300
+    a = Analyzer(tmp_path)
+    a.start()
+    try:
+        assert httpx.post(a.base + "/api/v1/alertmanager", json=_storm(n), headers=a.h, timeout=60).status_code == 200
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(i["root_cause"] for i in a.incidents()):
+            time.sleep(0.05)
+        a.kill()
+        a.start()
+        deadline, done = time.monotonic() + 300, 0
+        while time.monotonic() < deadline:
+            items = a.incidents()
+            done = sum(1 for i in items if i["root_cause"])
+            if done == n:
+                break
+            time.sleep(0.5)
+        assert len(items) == n, f"{len(items)} incidents for {n} distinct faults"
+        assert done == n, f"{n - done} of {n} incidents left undiagnosed after the restart"
+        assert {i["root_cause"] for i in items} == {"gpu_hardware_fault"}
+    finally:
+        a.kill()
 
 
 def test_kafka_log_bus_feeds_the_log_store(settings: Settings, tmp_path: Path) -> None:
