@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from analyzer.alertmanager import AlertmanagerPayload
 from analyzer.app import create_app
 from hpcmind.settings import Settings, load_settings
 from tests.standins.grafana import GrafanaStandIn
@@ -351,3 +352,32 @@ def test_api_docs_load_nothing_from_a_cdn(client: TestClient) -> None:
     assert js.status_code == 200 and "SwaggerUIBundle" in js.text
     assert client.get("/static/swagger-ui/swagger-ui.css").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "HPCMind analyzer"
+
+
+def test_a_payload_that_loses_the_last_queue_slot_while_being_stored_is_kept_and_processed(tmp_path: Path) -> None:
+    """The full-queue check and the put are apart (the durable insert runs between): another request can take the
+    last slot. The stored payload is then answered 200 and processed when the queue has room, never a 500."""
+    with TestClient(create_app(make_settings(tmp_path, queue_size=1))) as c:
+        rt = c.app.state.runtime  # type: ignore[attr-defined]
+        c.portal.call(_cancel, rt.tasks[0])
+        real_accept = rt.service.accept
+
+        def accept_while_another_request_takes_the_slot(p: Any) -> int:
+            pid = real_accept(p)
+            rt.queue.put_nowait(real_accept(AlertmanagerPayload.model_validate(payload(OTHER))))
+            return int(pid)
+
+        rt.service.accept = accept_while_another_request_takes_the_slot
+        r = c.post("/api/v1/alertmanager", json=payload(XID), headers=H)
+        assert r.status_code == 200, r.text
+        assert list(rt.backlog) == [r.json()["payload"]]
+        rt.tasks[0] = c.portal.call(_start_worker, rt)  # the worker is back: queue, then backlog
+        causes = wait_for(lambda: sorted(i["root_cause"] for i in incidents(c)) if len(incidents(c)) == 2 else None)
+        assert causes == ["gpu_hardware_fault", "host_oom"]
+        assert not rt.backlog and rt.service.pending_payloads() == []
+
+
+async def _start_worker(rt: Any) -> Any:
+    import asyncio
+
+    return asyncio.create_task(rt.worker())
