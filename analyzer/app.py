@@ -28,6 +28,9 @@ from hpcmind.contract import EvidenceBundle
 from hpcmind.settings import Settings
 from hpcmind.taxonomy import root_causes
 
+from .access import AccessGate, Role, check_exposure
+from .access import routes as access_routes
+from .access.session import role_of_bearer
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
 from .rca import load_engine
@@ -121,8 +124,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = request.app.state.runtime.settings.analyzer.api_token.get_secret_value()
-    if authorization != f"Bearer {expected}":
+    """Documents the bearer scheme in the OpenAPI schema; the AccessGate has already checked it."""
+    if role_of_bearer(authorization or "", request.app.state.runtime.settings.analyzer) is not Role.admin:
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -130,6 +133,7 @@ Auth = Depends(require_token)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    check_exposure(settings.analyzer)  # no default token beyond loopback
     mcp_mount = None
     if settings.mcp.enabled:
         from .mcp.server import build_server
@@ -169,6 +173,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     # the API docs load their JavaScript from the swagger-ui-bundle package, never a CDN (the machines are offline)
     app = FastAPI(title="HPCMind analyzer", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # the front door decides before any body is read: bearer token for the API and MCP, a session for pages
+    app.add_middleware(AccessGate, settings=settings.analyzer)
+    app.include_router(access_routes.router(settings.analyzer))
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)

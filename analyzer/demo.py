@@ -150,7 +150,8 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
         f"  Prometheus {_alerts_page(f'http://127.0.0.1:{settings.prometheus.port}')}   "
         f"Alertmanager http://127.0.0.1:{settings.alertmanager.port}"
     )
-    print(f"  analyzer   {base}/docs (API, token from HPCMIND_ANALYZER__API_TOKEN), incidents {base}/incidents/<id>")
+    token = "change-me, the default" if a.api_token.get_secret_value() == "change-me" else "HPCMIND_ANALYZER__API_TOKEN"
+    print(f"  analyzer   {base}/docs and incident pages {base}/incidents/<id> (log in with the API token: {token})")
     print(
         "  Grafana annotations queue in the analyzer's outbox until a Grafana answers at "
         f"{a.grafana_url} (docker compose up brings one). Ctrl-C stops the demo.",

@@ -24,6 +24,8 @@ class AnalyzerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     api_token: SecretStr = SecretStr("change-me")
+    # pages only (incident list and pages, runbooks, API docs), for people who should read but not write; empty: none
+    viewer_token: SecretStr = SecretStr("")
     database_url: str = "sqlite:///hpcmind.db"
     prometheus_url: str = "http://127.0.0.1:19090"
     grafana_url: str = "http://127.0.0.1:3000"
@@ -32,6 +34,8 @@ class AnalyzerSettings(_Section):
     # how others reach the analyzer (links in annotations, the collector's log ingest); default http://host:port
     public_url: str = ""
     queue_size: int = Field(1000, ge=1)
+    # a request body over this is 413 before it is read (a 10,000-alert Alertmanager payload is about 10 MB)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
 
 
 class PrometheusSettings(_Section):

@@ -9,16 +9,14 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 from mcp.server import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from hpcmind.settings import Settings
 
@@ -48,24 +46,6 @@ def security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-class BearerGate:
-    """401 unless `Authorization: Bearer <the API token>`, before the MCP transport sees the request."""
-
-    def __init__(self, app: ASGIApp, token: Callable[[], str]) -> None:
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            got = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-            if not hmac.compare_digest(got.encode(), f"Bearer {self.token()}".encode()):
-                res = JSONResponse(
-                    {"detail": "missing or wrong bearer token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-                )
-                await res(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 class HttpMount:
     """The `/mcp` endpoint and the session manager the analyzer's lifespan must run."""
 
@@ -77,8 +57,8 @@ class HttpMount:
             security_settings=security(settings),
             max_request_body_size=MAX_BODY,
         )
-        token = settings.analyzer.api_token.get_secret_value
-        self.app: ASGIApp = BearerGate(self.manager.handle_request, token)
+        # the analyzer's AccessGate has checked the bearer token before the request reaches this endpoint
+        self.app: ASGIApp = self.manager.handle_request
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -335,15 +335,15 @@ def test_grafana_annotation_survives_an_outage(tmp_path: Path) -> None:
 def test_incident_page_and_runbook(client: TestClient) -> None:
     client.post("/api/v1/alertmanager", json=payload(XID), headers=H)
     iid = wait_for(lambda: incidents(client))[0]["id"]
-    page = client.get(f"/incidents/{iid}")
+    page = client.get(f"/incidents/{iid}", headers=H)
     assert page.status_code == 200 and "gpu_hardware_fault" in page.text and "Drain gpu-a012" in page.text
-    assert "drain the node" in client.get("/runbooks/gpu_hardware_fault").text
+    assert "drain the node" in client.get("/runbooks/gpu_hardware_fault", headers=H).text
 
 
 def test_api_docs_load_nothing_from_a_cdn(client: TestClient) -> None:
     import re
 
-    page = client.get("/docs")
+    page = client.get("/docs", headers=H)
     assert page.status_code == 200
     urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", page.text)
     assets = [u for pair in urls for u in pair if u]
@@ -351,7 +351,7 @@ def test_api_docs_load_nothing_from_a_cdn(client: TestClient) -> None:
     js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
     assert js.status_code == 200 and "SwaggerUIBundle" in js.text
     assert client.get("/static/swagger-ui/swagger-ui.css").status_code == 200
-    assert client.get("/openapi.json").json()["info"]["title"] == "HPCMind analyzer"
+    assert client.get("/openapi.json", headers=H).json()["info"]["title"] == "HPCMind analyzer"
 
 
 def test_a_payload_that_loses_the_last_queue_slot_while_being_stored_is_kept_and_processed(tmp_path: Path) -> None:
