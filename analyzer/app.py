@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import html
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -26,13 +25,13 @@ from starlette.routing import Route
 
 from hpcmind.contract import EvidenceBundle
 from hpcmind.settings import Settings
-from hpcmind.taxonomy import root_causes
 
 from .access import AccessGate, Role, check_exposure
 from .access import routes as access_routes
 from .access.session import role_of_bearer
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
+from .pages import routes as pages_routes
 from .rca import load_engine
 from .service import AnalyzerService, BadRequest, Metrics, NotFound
 from .store import Store
@@ -176,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     # the front door decides before any body is read: bearer token for the API and MCP, a session for pages
     app.add_middleware(AccessGate, settings=settings.analyzer)
     app.include_router(access_routes.router(settings.analyzer))
+    app.include_router(pages_routes.router(settings.analyzer.prometheus_url))
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
@@ -255,48 +255,4 @@ def create_app(settings: Settings) -> FastAPI:
         model = rt.model_state()
         return {"status": "ok", "schema_version": rt.store.version, "queue": rt.queue.qsize(), "model": model}
 
-    @app.get("/incidents/{incident_id}", response_class=HTMLResponse)
-    def incident_page(incident_id: int, rt: RuntimeDep) -> str:
-        try:
-            inc = rt.service.get_incident(incident_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
-        return render_incident(inc)
-
-    @app.get("/runbooks/{name}", response_class=HTMLResponse)
-    def runbook(name: str) -> str:
-        rc = root_causes().get(name)
-        body = (
-            (
-                f"<h1>{html.escape(name)}</h1><p>{html.escape(rc.summary)}</p><p>Remediation: "
-                f"{html.escape(rc.remediation)}</p>"
-            )
-            if rc
-            else (
-                f"<h1>{html.escape(name)}</h1><p>Open the incident HPCMind created for this alert: "
-                '<a href="/api/v1/incidents?state=open">open incidents</a>.</p>'
-            )
-        )
-        return f"<!doctype html><title>{html.escape(name)}</title>{body}"
-
     return app
-
-
-def render_incident(inc: dict[str, Any]) -> str:
-    d = inc.get("diagnosis") or {}
-    e = html.escape
-    rows = "".join(f"<li>{e(str(s))}</li>" for s in d.get("remediation", []))
-    ev = "".join(f"<li><code>{e(str(s))}</code></li>" for s in d.get("evidence", []))
-    tl = "".join(f"<li>{e(str(t['ts']))} — {e(t['event'])}</li>" for t in inc.get("timeline", []))
-    items = "".join(
-        f"<tr><td>{e(i['name'])}</td><td>{e(i['status'])}</td><td><code>{e(i['query'])}</code></td>"
-        f"<td>{e(i.get('error', ''))}</td></tr>"
-        for i in inc.get("evidence") or []
-    )
-    return (
-        f"<!doctype html><title>Incident {inc['id']}</title><h1>Incident {inc['id']}: "
-        f"{e(str(inc.get('root_cause')))}</h1><p>{e(str(inc.get('summary')))}</p>"
-        f"<p>State: {e(inc['state'])}; culprit: {e(str(inc.get('culprit')))}</p>"
-        f"<h2>What to do</h2><ol>{rows}</ol><h2>Evidence</h2><ul>{ev}</ul><h2>Timeline</h2><ul>{tl}</ul>"
-        f"<h2>Queries</h2><table>{items}</table>"
-    )

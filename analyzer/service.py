@@ -396,6 +396,15 @@ class AnalyzerService:
             ).all()
         return {"total": total, "limit": limit, "offset": offset, "items": [self._summary(r) for r in rows]}
 
+    def cause_counts(self, state: str | None = None) -> list[tuple[str, int]]:
+        """(root cause, incidents) for diagnosed incidents, most first."""
+        q = select(incidents.c.root_cause, func.count()).where(incidents.c.root_cause.is_not(None))
+        if state:
+            q = q.where(incidents.c.state == state)
+        with self.store.tx() as c:
+            rows = c.execute(q.group_by(incidents.c.root_cause)).all()
+        return sorted(((str(r[0]), int(r[1])) for r in rows), key=lambda x: (-x[1], x[0]))
+
     def _summary(self, r: Row[Any]) -> dict[str, Any]:
         return {
             "id": r.id,

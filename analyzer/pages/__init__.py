@@ -1,0 +1,1 @@
+"""The on-call engineer's pages: the incident list, an incident, a runbook (Jinja2 templates, no CDN)."""

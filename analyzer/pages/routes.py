@@ -1,0 +1,73 @@
+"""`/`, `/incidents`, `/incidents/{id}`, `/runbooks/{name}`: server-rendered pages (the AccessGate guards them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from hpcmind.taxonomy import root_cause_ids, root_causes
+
+from .views import incident_view, list_row
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
+)
+PAGE_ROWS = 200
+
+
+def _page(template: str, **ctx: Any) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(template).render(**ctx))
+
+
+def router(prometheus_url: str) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+
+    @r.get("/")
+    def home() -> RedirectResponse:
+        return RedirectResponse("/incidents?state=open", status_code=303)
+
+    @r.get("/incidents")
+    def incident_list(
+        request: Request,
+        state: Literal["open", "resolved", ""] = "",
+        root_cause: Annotated[str, Query(max_length=64)] = "",
+        node: Annotated[str, Query(max_length=200)] = "",
+        job: Annotated[str, Query(max_length=64)] = "",
+        since: datetime | Literal[""] = "",
+    ) -> HTMLResponse:
+        svc = request.app.state.runtime.service
+        filters = {"state": state or None, "root_cause": root_cause or None, "node": node or None, "job": job or None}
+        res = svc.list_incidents(**filters, since=since or None, limit=PAGE_ROWS, offset=0)
+        # open first, then newest
+        rows = sorted(res["items"], key=lambda i: (i["state"] != "open", -i["id"]))
+        counts = svc.cause_counts(state=filters["state"])
+        return _page(
+            "list.html",
+            rows=[list_row(i) for i in rows],
+            total=res["total"],
+            counts=counts,
+            causes=root_cause_ids(),
+            filters={**filters, "since": since.isoformat(timespec="minutes") if since else ""},
+        )
+
+    @r.get("/incidents/{incident_id}")
+    def incident_page(incident_id: int, request: Request) -> HTMLResponse:
+        from ..service import NotFound
+
+        try:
+            inc = request.app.state.runtime.service.get_incident(incident_id)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        return _page("incident.html", i=incident_view(inc, prometheus_url))
+
+    @r.get("/runbooks/{name}")
+    def runbook(name: Annotated[str, PathParam(max_length=200)]) -> HTMLResponse:
+        return _page("runbook.html", name=name, rc=root_causes().get(name))
+
+    return r

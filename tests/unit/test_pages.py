@@ -1,0 +1,107 @@
+"""The on-call pages: incident list with filters and counts, incident page, runbook; escaping; view helpers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analyzer.app import create_app
+from analyzer.pages.views import age, culprit_text, first_sign, incident_view
+from tests.unit.test_analyzer_app import OTHER, XID, H, alert, incidents, make_settings, payload, wait_for
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(tmp_path))) as c:
+        yield c
+
+
+def _two_incidents(c: TestClient) -> list[dict]:
+    c.post("/api/v1/alertmanager", json=payload(XID), headers=H)
+    c.post("/api/v1/alertmanager", json=payload(OTHER), headers=H)
+    return wait_for(lambda: (lambda xs: xs if len(xs) == 2 else None)(incidents(c)))
+
+
+def test_the_list_shows_every_incident_open_first_with_counts_and_filters(client: TestClient) -> None:
+    items = _two_incidents(client)
+    home = client.get("/", headers=H, follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/incidents?state=open"
+    page = client.get("/incidents", headers=H).text
+    assert "GPU 3 on gpu-a012, job 4211" in page and "{'" not in page  # the culprit as words, not a dict
+    assert "gpu_hardware_fault · 1" in page and "host_oom · 1" in page
+    assert "2 incidents" in page
+    ids = [int(x) for x in re.findall(r'<td><a href="/incidents/(\d+)">', page)]
+    assert sorted(ids) == sorted(i["id"] for i in items)
+    only = client.get("/incidents", params={"root_cause": "host_oom"}, headers=H).text
+    assert "host_oom" in only and "gpu-a012" not in only and "1 incident." in only
+    assert "No incidents match" in client.get("/incidents", params={"node": "nowhere"}, headers=H).text
+    assert client.get("/incidents", params={"state": "bogus"}, headers=H).status_code == 422
+
+
+def test_the_incident_page_reads_like_a_runbook_and_links_to_prometheus(client: TestClient) -> None:
+    hw = next(i for i in _two_incidents(client) if i["root_cause"] == "gpu_hardware_fault")
+    page = client.get(f"/incidents/{hw['id']}", headers=H).text
+    assert "Incident" in page and "GPU 3 on gpu-a012" in page
+    assert re.search(r"First: <strong>[^<]*gpu-a012", page)
+    assert 'href="/runbooks/gpu_hardware_fault"' in page
+    graphs = re.findall(r'href="(http://127\.0\.0\.1:9/graph\?[^"]+)"', page)
+    assert graphs, "every metric query links to the Prometheus graph"
+    expr = parse_qs(urlsplit(graphs[0].replace("&amp;", "&")).query)["g0.expr"][0]
+    assert "gpu-a012" in expr or "4211" in expr
+    assert client.get("/incidents/999", headers=H).status_code == 404
+    rb = client.get("/runbooks/gpu_hardware_fault", headers=H).text
+    assert "/incidents?root_cause=gpu_hardware_fault" in rb
+    assert "/incidents?state=open" in client.get("/runbooks/GPUXidError", headers=H).text  # an alert name
+
+
+def test_pages_escape_what_they_quote(client: TestClient) -> None:
+    evil = "<script>alert(1)</script>"
+    lines = [
+        {
+            "id": "e1",
+            "ts": "2026-11-21T09:59:58Z",
+            "source": "node/gpu-x1/kernel",
+            "line": f"NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name={evil}, GPU has fallen off the bus.",
+        }
+    ]
+    assert client.post("/api/v1/logs", json={"lines": lines}, headers=H).status_code == 200
+    client.post("/api/v1/alertmanager", json=payload(alert("NodeTrouble", {"Hostname": "gpu-x1"}, "e1f")), headers=H)
+    iid = wait_for(lambda: incidents(client))[0]["id"]
+    page = client.get(f"/incidents/{iid}", headers=H).text
+    assert evil not in page and "&lt;script&gt;" in page
+    assert evil not in client.get(f"/runbooks/{evil}", headers=H).text
+
+
+def test_view_helpers() -> None:
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert age("2026-11-21T11:57:00+00:00", now) == "3 min"
+    assert age("2026-11-21T09:55:00Z", now) == "2 h 5 min"
+    assert age("2026-11-18T12:00:00Z", now) == "3 d"
+    assert culprit_text({"node": "gpu-a012", "gpu": "3", "job": "4211"}) == "GPU 3 on gpu-a012, job 4211"
+    assert culprit_text({"job": "7"}) == "job 7" and culprit_text({}) == "—"
+    ev = ["job/7: Traceback (most recent call last):", "job/7: RuntimeError: CUDA error: out of memory"]
+    assert first_sign(ev) == ev[1]
+    v = incident_view(
+        {
+            "id": 1,
+            "state": "open",
+            "root_cause": "gpu_oom",
+            "onset": "2026-11-21T11:00:00Z",
+            "diagnosis": {
+                "remediation": ["Lower the batch size", "Lower the batch size", "Requeue job 7"],
+                "alternatives": [{"root_cause": "host_oom", "confidence": 0.12}],
+            },
+        },
+        "http://prom:9090",
+        now,
+    )
+    assert v["remediation"] == ["Lower the batch size", "Requeue job 7"] and v["first_step"] == "Lower the batch size"
+    assert v["alternatives"] == [{"root_cause": "host_oom", "confidence": "12%", "runbook": "/runbooks/host_oom"}]
