@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .intake import MAX_ANNOTATION, MAX_HOST, MAX_ID, MAX_LABEL_VALUE, MAX_NAME, clean, clean_map, key
 from .rca.focus import JOB_LABELS
 from .rca.metric_rules import host_of
 
@@ -20,12 +22,35 @@ class Alert(BaseModel):
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1)
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _clean_labels(cls, v: Any) -> Any:
+        return clean_map(v, MAX_LABEL_VALUE)
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _clean_annotations(cls, v: Any) -> Any:
+        return clean_map(v, MAX_ANNOTATION)
+
     @field_validator("labels")
     @classmethod
     def _alertname(cls, v: dict[str, str]) -> dict[str, str]:
         if "alertname" not in v:
             raise ValueError("labels must include alertname")
+        for k in ("alertname", "cluster"):  # stored in String(200) columns
+            if k in v:
+                v[k] = clean(v[k], MAX_NAME)
         return v
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, v: str) -> str:
+        return key(v, MAX_ID)
+
+    @field_validator("generatorURL")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return clean(v, 2048)
 
     @property
     def name(self) -> str:
@@ -33,11 +58,12 @@ class Alert(BaseModel):
 
     @property
     def host(self) -> str | None:
-        return host_of(self.labels)
+        h = host_of(self.labels)
+        return h if h and _entity(h, MAX_HOST) else None
 
     @property
     def hosts(self) -> list[str]:
-        nodes = [n for n in self.labels.get("nodes", "").split(",") if n]
+        nodes = [n for n in self.labels.get("nodes", "").split(",") if _entity(n, MAX_HOST)]
         return ([self.host] if self.host else []) + [n for n in nodes if n != self.host]
 
     @property
@@ -46,7 +72,7 @@ class Alert(BaseModel):
 
     @staticmethod
     def job_of(labels: dict[str, str]) -> str | None:
-        return next((labels[k] for k in JOB_LABELS if labels.get(k)), None)
+        return next((labels[k] for k in JOB_LABELS if _entity(labels.get(k, ""), MAX_ID)), None)
 
     @property
     def cluster(self) -> str:
@@ -55,6 +81,11 @@ class Alert(BaseModel):
     @property
     def resolved(self) -> bool:
         return self.status == "resolved"
+
+
+def _entity(name: str, limit: int) -> bool:
+    """A node or job name HPCMind can key incidents and queries by (a clamped or blank-laden value is none)."""
+    return 0 < len(name) <= limit and not any(c.isspace() or c in "\ufffd…" for c in name)
 
 
 class AlertmanagerPayload(BaseModel):

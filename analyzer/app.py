@@ -31,20 +31,13 @@ from .access import routes as access_routes
 from .access.session import role_of_bearer
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
+from .intake import LogLineIn
 from .pages import routes as pages_routes
 from .rca import load_engine
 from .service import AnalyzerService, BadRequest, Metrics, NotFound
 from .store import Store
 
 log = logging.getLogger("hpcmind.analyzer")
-
-
-class LogLineIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str = Field(min_length=1, max_length=64)
-    ts: str | None = None
-    source: str = Field("unknown", max_length=300)
-    line: str
 
 
 class LogBatch(BaseModel):

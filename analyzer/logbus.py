@@ -10,6 +10,7 @@ import anyio
 
 from hpcmind.settings import Settings
 
+from .intake import log_lines_in
 from .service import AnalyzerService
 
 log = logging.getLogger("hpcmind.logbus")
@@ -47,7 +48,9 @@ async def kafka_consumer(settings: Settings, service: AnalyzerService) -> None:
                         lines.append(json.loads(m.value or b"{}"))
                     except json.JSONDecodeError:
                         log.warning("skipping a non-JSON record at %s:%d", m.topic, m.offset)
-            lines = [x for x in lines if isinstance(x, dict) and x.get("id") and x.get("line") is not None]
+            lines, bad = log_lines_in(lines)  # the same clamping as the HTTP ingest
+            if bad:
+                log.warning("skipping %d record(s) that are not log lines (need id and line)", bad)
             if lines:
                 await anyio.to_thread.run_sync(service.ingest_logs, lines, "kafka")
             if batch:

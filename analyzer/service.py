@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from hpcmind.contract import Diagnosis
 from hpcmind.settings import Settings
-from hpcmind.taxonomy import root_cause_ids
+from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
@@ -140,10 +140,39 @@ class AnalyzerService:
             # a replay after a crash: the alerts are recorded, but their incidents may never have been diagnosed
             touched |= set(self._pending(c, self._incidents_of(c, payload.alerts)))
         for iid in sorted(touched):
-            self.diagnose_incident(iid)
+            try:
+                self.diagnose_incident(iid)
+            except Exception as exc:  # one incident's failure must not hold back the others, nor fail forever
+                log.exception("incident %d: diagnosis failed", iid)
+                self._record_failure(iid, exc)
         with self.store.tx() as c:
             c.execute(update(payloads).where(payloads.c.id == payload_id).values(processed=True))
         return sorted(touched)
+
+    def _record_failure(self, iid: int, exc: Exception) -> None:
+        """An honest `unknown` that names the failure, so the incident is not silently left without a diagnosis."""
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        with self.store.tx() as c:
+            rev = c.execute(select(incidents.c.revision).where(incidents.c.id == iid)).scalar()
+            c.execute(
+                update(incidents)
+                .where(incidents.c.id == iid)
+                .values(
+                    root_cause=UNKNOWN,
+                    confidence=0.0,
+                    summary=f"Diagnosis failed ({reason}); the alerts are recorded",
+                    diagnosis={
+                        "root_cause": UNKNOWN,
+                        "confidence": 0.0,
+                        "summary": f"Diagnosis failed ({reason})",
+                        "missing_evidence": [f"diagnosis ({reason})"],
+                        "remediation": [],
+                        "evidence": [],
+                    },
+                    diagnosed_revision=rev or 0,
+                    updated_at=now(),
+                )
+            )
 
     def undiagnosed(self) -> list[int]:
         """Incidents with an accepted alert no diagnosis has seen yet (what a crash mid-payload leaves)."""

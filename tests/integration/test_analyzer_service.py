@@ -61,6 +61,30 @@ def test_postgres_store_dedups_and_correlates(settings: Settings, pg_store: Stor
     assert svc.pending_payloads() == []
 
 
+def test_postgres_stores_poison_alerts_and_lines_beside_good_ones(settings: Settings, pg_store: Store) -> None:
+    """NUL bytes and over-long fields used to fail the whole payload on PostgreSQL after the 200."""
+    from analyzer.intake import log_lines_in
+    from tests.unit.test_intake import poison_alerts
+
+    s = load_settings(analyzer={"prometheus_url": "http://127.0.0.1:9"})
+    svc = AnalyzerService(s, pg_store, SignatureEngine())
+    pid = svc.accept(AlertmanagerPayload.model_validate(payload(XID, *poison_alerts(), OTHER)))
+    svc.process(pid)
+    items = svc.list_incidents(state=None, root_cause=None, node=None, job=None, limit=50, offset=0)["items"]
+    assert len(items) == 5 and all(i["root_cause"] for i in items)
+    assert svc.pending_payloads() == [] and svc.undiagnosed() == []
+    lines, bad = log_lines_in(
+        [
+            {"id": "p1", "line": "NUL \x00 in a line", "source": "node/x\x00/kernel"},
+            {"id": "p2", "line": "fine"},
+            {"id": "p3", "line": "y" * 200_000, "source": "s" * 999, "ts": "not a time"},
+            {"line": "no id"},
+            "not even an object",
+        ]
+    )
+    assert bad == 2 and svc.ingest_logs(lines) == 3
+
+
 class Analyzer:
     """`hpcmind serve` as a subprocess on its own SQLite file, started and killed like a real deployment."""
 
