@@ -26,7 +26,12 @@ def _tag(v: str) -> str:
     return re.sub(r"[^A-Za-z0-9:_-]", "_", v)
 
 
-def annotation_for(inc: Any, base_url: str) -> dict[str, Any]:
+def incident_tags(instance_id: str, iid: int) -> list[str]:
+    """The tags that make an annotation this store's for this incident: how a retried create finds the first one."""
+    return [_tag(f"hpcmind-store:{instance_id}"), f"hpcmind-incident:{iid}"]
+
+
+def annotation_for(inc: Any, base_url: str, instance_id: str = "") -> dict[str, Any]:
     d = inc.diagnosis or {}
     culprit = ", ".join(f"{k} {v}" for k, v in (d.get("culprit") or {}).items())
     step = (d.get("remediation") or ["(no remediation)"])[0]
@@ -36,6 +41,7 @@ def annotation_for(inc: Any, base_url: str) -> dict[str, Any]:
         f'<a href="{base_url}/incidents/{inc.id}">Incident {inc.id}</a>'
     )
     tags = ["hpcmind", _tag(d.get("root_cause", "unknown"))]
+    tags += incident_tags(instance_id, inc.id) if instance_id else []
     if inc.node:
         tags.append(_tag(f"node:{inc.node}"))
     if inc.job:
@@ -79,11 +85,15 @@ class GrafanaWriter:
                 continue
             with self.store.tx() as c:
                 inc = c.execute(select(incidents).where(incidents.c.id == row.incident_id)).one()
-            body = annotation_for(inc, self.base_url)
+            body = annotation_for(inc, self.base_url, self.store.instance_id)
             try:
-                if inc.grafana_annotation_id:
+                # a create that timed out or whose id was never stored (a crash) left an annotation: find it, once
+                aid = inc.grafana_annotation_id or self._existing(inc.id, body["time"])
+                if aid:
+                    if not inc.grafana_annotation_id:
+                        self._remember(inc.id, aid)
                     self.api.annotations.update_annotation(
-                        inc.grafana_annotation_id,
+                        aid,
                         time_from=body["time"],
                         time_to=body.get("timeEnd"),
                         tags=body["tags"],
@@ -93,12 +103,7 @@ class GrafanaWriter:
                     res = self.api.annotations.add_annotation(
                         time_from=body["time"], time_to=body.get("timeEnd"), tags=body["tags"], text=body["text"]
                     )
-                    with self.store.tx() as c:
-                        c.execute(
-                            update(incidents)
-                            .where(incidents.c.id == inc.id)
-                            .values(grafana_annotation_id=int(res["id"]))
-                        )
+                    self._remember(inc.id, int(res["id"]))
             except (GrafanaException, GrafanaClientError, GrafanaServerError, OSError, KeyError) as exc:
                 self.metrics.grafana_failures.inc()
                 delay = min(MAX_BACKOFF, 2.0**row.attempts)
@@ -124,6 +129,21 @@ class GrafanaWriter:
             written += 1
         self.metrics.outbox.set(self.pending())
         return written
+
+    def _existing(self, iid: int, t_ms: int) -> int | None:
+        found = self.api.annotations.find_annotations(
+            time_from=t_ms - 60_000,
+            time_to=t_ms + 60_000,
+            ann_type="annotation",
+            tags=incident_tags(self.store.instance_id, iid),
+            limit=10,
+        )
+        ids = sorted(int(a["id"]) for a in found or [] if "id" in a)
+        return ids[0] if ids else None
+
+    def _remember(self, iid: int, aid: int) -> None:
+        with self.store.tx() as c:
+            c.execute(update(incidents).where(incidents.c.id == iid).values(grafana_annotation_id=aid))
 
     def _finish(self, oid: int, err: str | None) -> None:
         with self.store.tx() as c:

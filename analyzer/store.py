@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -136,6 +137,14 @@ incident_entities = Table(
 )
 
 
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[payloads, incidents, incident_alerts, log_lines, feedback, grafana_outbox])
 
@@ -159,8 +168,14 @@ def _v3(conn: Connection) -> None:
     conn.execute(update(incidents).where(incidents.c.root_cause.is_(None)).values(revision=1, diagnosed_revision=0))
 
 
+def _v4(conn: Connection) -> None:
+    """A stable id for this store: what marks its Grafana annotations as its own (idempotent creation)."""
+    metadata.create_all(conn, tables=[store_meta])
+    conn.execute(store_meta.insert().values(key="instance_id", value=uuid.uuid4().hex[:16]))
+
+
 # Append-only: each step moves the schema one version forward.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 
 
 def now() -> datetime:
@@ -199,6 +214,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.version = migrate(self.engine)
+        with self.tx() as c:
+            row = c.execute(select(store_meta.c.value).where(store_meta.c.key == "instance_id")).scalar()
+            self.instance_id = str(row)
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:

@@ -2,7 +2,7 @@
 
 Follows the requests grafana-client sends (shared/reference/local-services.md §7): `GET /api/frontend/settings`,
 `GET /api/health`, `POST/GET /api/annotations`, `PUT/PATCH/DELETE /api/annotations/{id}`; bearer-token auth
-(401 otherwise); 400 for an empty text. `/_log` lists the requests it saw.
+(401 otherwise); 400 for an empty text. `/_log` lists the requests it saw. `answer_delay` makes creates slow.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class GrafanaStandIn:
         self.token = token
         self.annotations: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
+        # seconds a create waits, after storing, before it answers: a Grafana slower than its client's timeout
+        self.answer_delay = 0.0
         self.lock = threading.Lock()
         outer = self
 
@@ -85,6 +87,8 @@ class GrafanaStandIn:
                             "updated": t,
                         }
                     )
+                if outer.answer_delay:
+                    time.sleep(outer.answer_delay)
                 self._send(200, {"id": aid, "message": "Annotation added"})
 
             def do_PUT(self) -> None:
