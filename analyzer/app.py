@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -38,6 +39,10 @@ from .service import AnalyzerService, BadRequest, Metrics, NotFound
 from .store import Store
 
 log = logging.getLogger("hpcmind.analyzer")
+
+
+MAX_ID = 2**63 - 1  # the store's integer ids; larger ones are a 422, not an overflow
+IncidentId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 class LogBatch(BaseModel):
@@ -210,7 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
         node: str | None = None,
         job: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         since: datetime | None = None,
     ) -> dict[str, Any]:
         return rt.service.list_incidents(
@@ -218,14 +223,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/api/v1/incidents/{incident_id}", dependencies=[Auth])
-    def get_incident(incident_id: int, rt: RuntimeDep) -> dict[str, Any]:
+    def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> dict[str, Any]:
         try:
             return rt.service.get_incident(incident_id)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
     @app.post("/api/v1/incidents/{incident_id}/feedback", dependencies=[Auth])
-    def post_feedback(incident_id: int, body: FeedbackIn, rt: RuntimeDep) -> dict[str, str]:
+    def post_feedback(incident_id: IncidentId, body: FeedbackIn, rt: RuntimeDep) -> dict[str, str]:
         try:
             rt.service.add_feedback(incident_id, body.correct, body.true_root_cause, body.comment)
         except NotFound as exc:

@@ -3,6 +3,7 @@ so a Grafana outage loses nothing."""
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from datetime import timedelta
@@ -33,12 +34,14 @@ def incident_tags(instance_id: str, iid: int) -> list[str]:
 
 def annotation_for(inc: Any, base_url: str, instance_id: str = "") -> dict[str, Any]:
     d = inc.diagnosis or {}
+    e = html.escape  # Grafana renders annotation text as HTML: labels and log lines must not become markup
     culprit = ", ".join(f"{k} {v}" for k, v in (d.get("culprit") or {}).items())
     step = (d.get("remediation") or ["(no remediation)"])[0]
     text = (
-        f"<b>{d.get('root_cause', 'unknown')}</b> ({d.get('confidence', 0):.0%}) — {d.get('summary', '')}<br>"
-        f"Culprit: {culprit or 'not localised'}<br>First step: {step}<br>"
-        f'<a href="{base_url}/incidents/{inc.id}">Incident {inc.id}</a>'
+        f"<b>{e(str(d.get('root_cause', 'unknown')))}</b> ({d.get('confidence', 0):.0%}) — "
+        f"{e(str(d.get('summary', '')))}<br>"
+        f"Culprit: {e(culprit) or 'not localised'}<br>First step: {e(str(step))}<br>"
+        f'<a href="{e(base_url)}/incidents/{inc.id}">Incident {inc.id}</a>'
     )
     tags = ["hpcmind", _tag(d.get("root_cause", "unknown"))]
     tags += incident_tags(instance_id, inc.id) if instance_id else []
@@ -92,14 +95,10 @@ class GrafanaWriter:
                 if aid:
                     if not inc.grafana_annotation_id:
                         self._remember(inc.id, aid)
-                    self.api.annotations.update_annotation(
-                        aid,
-                        time_from=body["time"],
-                        time_to=body.get("timeEnd"),
-                        tags=body["tags"],
-                        text=body["text"],
-                    )
-                else:
+                    if not self._update(aid, body):  # someone deleted it in Grafana: write it again
+                        log.warning("annotation %d of incident %d is gone from Grafana: creating it again", aid, inc.id)
+                        aid = None
+                if not aid:
                     res = self.api.annotations.add_annotation(
                         time_from=body["time"], time_to=body.get("timeEnd"), tags=body["tags"], text=body["text"]
                     )
@@ -129,6 +128,18 @@ class GrafanaWriter:
             written += 1
         self.metrics.outbox.set(self.pending())
         return written
+
+    def _update(self, aid: int, body: dict[str, Any]) -> bool:
+        """False when the annotation no longer exists (404); other errors propagate and are retried."""
+        try:
+            self.api.annotations.update_annotation(
+                aid, time_from=body["time"], time_to=body.get("timeEnd"), tags=body["tags"], text=body["text"]
+            )
+        except GrafanaClientError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return False
+            raise
+        return True
 
     def _existing(self, iid: int, t_ms: int) -> int | None:
         found = self.api.annotations.find_annotations(

@@ -9,6 +9,7 @@ unique (fingerprint, log id) is replaced by its SHA-256.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,11 @@ MAX_SOURCE = 300
 MAX_HOST = 253  # a DNS name; a longer "host" label names no node
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL) and lone surrogates (no UTF-8 for them)
+
+
 def clean(s: str, limit: int) -> str:
-    s = s.replace("\x00", "\ufffd")
+    s = _UNSTORABLE.sub("\ufffd", s)
     if len(s) <= limit:
         return s
     tail = f"…[+{len(s) - limit} chars]"
@@ -34,7 +38,7 @@ def clean(s: str, limit: int) -> str:
 
 def key(s: str, limit: int = MAX_ID) -> str:
     """A unique key that fits: itself, or its SHA-256 when too long or not printable."""
-    if len(s) <= limit and "\x00" not in s:
+    if len(s) <= limit and not _UNSTORABLE.search(s):
         return s
     return hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()[:limit]
 

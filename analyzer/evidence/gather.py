@@ -100,12 +100,20 @@ def job_record(series: list[dict[str, Any]], job: str) -> dict[str, Any] | None:
     }
 
 
+def _lit(v: str) -> str:
+    """A node or job name as a LIKE literal: its own `%` and `_` match only themselves (gpu_q001 is not gpuXq001)."""
+    return v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def gather_logs(
     store: Store, nodes: list[str], jobs: list[str], start: datetime, end: datetime
 ) -> tuple[list[dict[str, Any]], EvidenceItem]:
     on_node: list[ColumnElement[bool]] = []
     for n in nodes:
-        on_node += [log_lines.c.source.like(f"node/{n}/%"), log_lines.c.line.like(f"%{n}%")]
+        on_node += [
+            log_lines.c.source.like(f"node/{_lit(n)}/%", escape="\\"),
+            log_lines.c.line.like(f"%{_lit(n)}%", escape="\\"),
+        ]
     conds: list[ColumnElement[bool]] = []
     if on_node:
         # another job's own output names the shared node too (slurmstepd-node01: ...): it is that job's evidence
@@ -115,9 +123,11 @@ def gather_logs(
     for j in jobs:
         conds += [
             log_lines.c.source == f"job/{j}",
-            log_lines.c.source.like(f"job/{j}/%"),
+            log_lines.c.source.like(f"job/{_lit(j)}/%", escape="\\"),
             log_lines.c.source == f"slurm/{j}",
-            *(log_lines.c.line.like(f"%JobId={j}{end}") for end in (" %", "", ".%", "(%")),  # not JobId=42 for 4
+            *(  # not JobId=42 for 4
+                log_lines.c.line.like(f"%JobId={_lit(j)}{end}", escape="\\") for end in (" %", "", ".%", "(%")
+            ),
         ]
     q = f"log_lines where source/line names {nodes + jobs}"
     item = EvidenceItem("logs", q, start.isoformat(), end.isoformat(), "", "no_data")
@@ -142,7 +152,11 @@ def gather_logs(
 def _device_map_lines(store: Store, jobs: list[str], start: datetime) -> list[Any]:
     """The jobs' NCCL init lines from before the window (`rank R ... nvmlDev X busId B`): printed once at start-up,
     they are what turns a failing rank or an Xid's PCI address into the GPU index operators use."""
-    own = [c for j in jobs for c in (log_lines.c.source == f"job/{j}", log_lines.c.source.like(f"job/{j}/%"))]
+    own = [
+        c
+        for j in jobs
+        for c in (log_lines.c.source == f"job/{j}", log_lines.c.source.like(f"job/{_lit(j)}/%", escape="\\"))
+    ]
     with store.tx() as c:
         return list(
             c.execute(

@@ -57,7 +57,7 @@ def router(prometheus_url: str) -> APIRouter:
         )
 
     @r.get("/incidents/{incident_id}")
-    def incident_page(incident_id: int, request: Request) -> HTMLResponse:
+    def incident_page(incident_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], request: Request) -> HTMLResponse:
         from ..service import NotFound
 
         try:

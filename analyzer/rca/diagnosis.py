@@ -14,6 +14,7 @@ from hpcmind.contract import Alternative, Diagnosis, EvidenceBundle
 from . import report
 from .culprit import locate
 from .findings import Finding, quote
+from .masking import redact
 from .render import ranked_logs
 
 
@@ -49,14 +50,15 @@ def build_diagnosis(
     if others is None:
         others = [c for c in sorted(probs, key=lambda c: -probs[c]) if c != cause]
     missing = missing_evidence(bundle)
+    # quoted lines can carry credentials: they leave here redacted, for every reader (API, pages, annotations, MCP)
     return Diagnosis(
         root_cause=cause,
         confidence=round(probs.get(cause, 0.0), 3),
         culprit=culprit,
-        summary=report.summary(cause, culprit, lead.line if lead else None),
+        summary=redact(report.summary(cause, culprit, lead.line if lead else None)),
         explanation=report.explanation(cause, signatures, others[0] if others else None, missing),
-        remediation=report.remediation(cause, culprit, signatures),
-        evidence=evidence,
+        remediation=[redact(r) for r in report.remediation(cause, culprit, signatures)],
+        evidence=[redact(e) for e in evidence],
         alternatives=[Alternative(root_cause=c, confidence=round(probs.get(c, 0.0), 3)) for c in others[:3]],
         model=model,
         latency_ms=round((time.perf_counter() - t0) * 1000, 2),

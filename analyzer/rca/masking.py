@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# secrets that must never be shown or stored in output, whoever reads it (pages, API, annotations, notifications)
+SECRETS: list[re.Pattern[str]] = [
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.DOTALL),
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in a URL
+]
+
 # order matters: a token that embeds an e-mail or an address is masked whole
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # NAME=value where the name ends in a secret word: PASSWORD=, WANDB_API_KEY=, hf_token: ...
@@ -51,3 +57,27 @@ class Masker:
         for ph in sorted(self.originals, key=len, reverse=True):
             text = text.replace(ph, self.originals[ph])
         return text
+
+
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """Secrets out, for good (not reversible): what every stored or shown diagnosis text passes through."""
+    for rx in SECRETS:
+        text = rx.sub(REDACTED, text)
+    for kind, rx in PATTERNS:
+        if kind == "SECRET":
+            text = rx.sub(_keep_name, text)
+    return text
+
+
+def _keep_name(m: re.Match[str]) -> str:
+    """`PASSWORD=hunter2` -> `PASSWORD=<redacted>`: the name says what was there, which helps the reader."""
+    name = _SECRET_NAME.match(m[0])
+    return (name[1] if name else "") + REDACTED
+
+
+_SECRET_NAME = re.compile(
+    r"(?i)([\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]\s*|Bearer\s+)"
+)

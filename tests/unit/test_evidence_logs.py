@@ -58,3 +58,24 @@ def test_a_job_s_nccl_device_map_from_start_up_comes_with_a_later_window(tmp_pat
     assert sum("NCCL INFO" in x["line"] for x in logs) == 1
     assert item.series == 6
     store.close()
+
+
+def test_wildcards_in_names_match_only_themselves(tmp_path: Path) -> None:
+    """A node called `gpu_q001` or `gpu%` must not pull in `gpuXq001`'s or every gpu node's lines (SQL LIKE)."""
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    rows = [
+        ("node/gpu_q001/kernel", "mine: gpu_q001"),
+        ("node/gpuXq001/kernel", "a neighbour: gpuXq001"),
+        ("node/gpu-a001/kernel", "another: gpu-a001"),
+        ("job/7_1/rank0", "job 7_1's own line"),
+        ("job/7x1/rank0", "job 7x1's line"),
+    ]
+    with store.tx() as c:
+        c.execute(
+            log_lines.insert(), [{"id": f"w{i}", "ts": T0, "source": s, "line": ln} for i, (s, ln) in enumerate(rows)]
+        )
+    win = (T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
+    assert [x["line"] for x in gather_logs(store, ["gpu_q001"], [], *win)[0]] == ["mine: gpu_q001"]
+    assert gather_logs(store, ["gpu%"], [], *win)[0] == []
+    assert [x["line"] for x in gather_logs(store, [], ["7_1"], *win)[0]] == ["job 7_1's own line"]
+    store.close()

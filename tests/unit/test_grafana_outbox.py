@@ -92,3 +92,17 @@ def test_two_stores_never_adopt_each_others_annotations(tmp_path: Path) -> None:
         assert len(g.annotations) == 2  # both are incident 1, of different analyzers
     finally:
         g.stop()
+
+
+def test_an_annotation_deleted_in_grafana_is_written_again_not_retried_forever(tmp_path: Path) -> None:
+    g = GrafanaStandIn(token="testtoken").start()
+    try:
+        s, svc = _setup(tmp_path, g)
+        w = GrafanaWriter(s, svc.store, Metrics(), "http://analyzer")
+        _drain_until_empty(w)
+        g.annotations.clear()  # an operator deleted it
+        svc.diagnose_incident(1)  # a re-diagnosis rewrites it: the update meets a 404
+        _drain_until_empty(w, deadline_s=20)
+        assert len(g.annotations) == 1 and "hpcmind-incident:1" in g.annotations[0]["tags"]
+    finally:
+        g.stop()
