@@ -20,7 +20,7 @@ from simulator.scenario import parse_scenario
 from tests.e2e.conftest import Stack, analyzer_stack, training_scenario
 from tests.standins.grafana import GrafanaStandIn
 
-FAULT_AT = 65.0  # GPUMissing compares with a minute ago: the GPU must have reported for a minute first
+FAULT_AT = 65.0  # the GPU reports for a while first, as a real one would before it falls off
 
 
 def ours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
