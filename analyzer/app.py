@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,9 +23,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from hpcmind.contract import EvidenceBundle
+from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
 
 from .access import AccessGate, Role, check_exposure
@@ -127,6 +130,23 @@ def require_token(request: Request, authorization: Annotated[str | None, Header(
 
 
 Auth = Depends(require_token)
+
+
+def preflight(settings: Settings) -> None:
+    """What `hpcmind serve` checks before it starts, besides exposure (create_app): the port and the store, each a
+    UsageError naming its variable."""
+    a = settings.analyzer
+    with socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((a.host, a.port))
+        except OSError as exc:
+            raise UsageError(f"HPCMIND_ANALYZER__PORT {a.port}: cannot listen on {a.host} ({exc.strerror})") from None
+    try:
+        Store(a.database_url).close()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise UsageError(f"HPCMIND_ANALYZER__DATABASE_URL: cannot open the store ({reason})") from None
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -31,13 +31,13 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
-    from analyzer.diagnose_cli import run_batch, run_single
+    from analyzer.diagnose_cli import read_single, run_batch, run_single
     from analyzer.rca import load_engine
 
-    engine = load_engine(settings)
     if args.batch:
-        return run_batch(engine, args.file, sys.stdout)
-    return run_single(engine, args.file, args.json, sys.stdout)
+        return run_batch(load_engine(settings), args.file, sys.stdout)
+    bundle = read_single(args.file)  # checked before any model loads
+    return run_single(load_engine(settings), bundle, args.json, sys.stdout)
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,9 +80,10 @@ def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from analyzer.app import create_app
+    from analyzer.app import create_app, preflight
 
     a = settings.analyzer
+    preflight(settings)  # a taken port or an unreachable store: one line and exit 2, not a traceback and exit 3
     uvicorn.run(create_app(settings), host=a.host, port=a.port, log_level="info")
     return 0
 
@@ -311,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)  # e.g. --out onto an existing file
         return 2
     except KeyboardInterrupt:
         return 130

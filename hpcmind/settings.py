@@ -6,11 +6,13 @@ Every value comes from `HPCMIND_*` environment variables (nested with `__`, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 ENV_PREFIX = "HPCMIND_"
 NESTED_DELIMITER = "__"
@@ -165,6 +167,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise SettingsError(f"{env_var_name(tuple(err['loc']))}: {err['msg']}") from None
+    except PydanticSettingsError as exc:  # a whole section given as malformed JSON: HPCMIND_ANALYZER='...'
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = env_var_name((field[1],)) if field else ENV_PREFIX.rstrip("_")
+        raise SettingsError(
+            f"{name}: not valid JSON for a settings section (set its fields one by one, e.g. {name}__PORT=8080)"
+        ) from None
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from hpcmind.settings import Settings
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    out = getattr(args, "out", None)
+    if out is not None and out.exists() and not out.is_dir():  # every train --out is a directory
+        raise UsageError(f"--out {out}: exists and is not a directory")
     if args.what == "dataset":
         from .dataset import build
 

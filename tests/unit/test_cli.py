@@ -129,3 +129,59 @@ def test_services_nobody_started_are_stopped_not_unhealthy(tmp_path: Path) -> No
     lines = res.stdout.splitlines()
     assert [ln.split()[:2] for ln in lines] == [["prometheus", "stopped"], ["postgres", "stopped"]]
     assert "UNHEALTHY" not in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfe\x00binary", "not UTF-8 text (byte 0xff at offset 0)"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"logs": [', "invalid JSON"),
+        (b'{"logs": [{"source": "x"}]}', "line"),
+    ],
+)
+def test_bad_bundles_are_one_line_exit_2_before_any_model_loads(tmp_path: Path, content: bytes, says: str) -> None:
+    f = tmp_path / "b.json"
+    f.write_bytes(content)
+    res = run_cli("diagnose", str(f), "--json")
+    assert res.returncode == 2 and res.stdout == "", res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and says in res.stderr, res.stderr
+
+
+def test_batch_reports_bad_lines_in_place_and_goes_on(tmp_path: Path) -> None:
+    good = b'{"logs": [{"line": "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus."}]}'
+    f = tmp_path / "b.jsonl"
+    f.write_bytes(good + b"\n\xff\xfe not utf-8\n" + b"[" * 50_000 + b"\n" + good + b"\n")
+    res = run_cli("diagnose", "--batch", str(f))
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert res.returncode == 2 and len(out) == 4
+    assert out[0]["root_cause"] == out[3]["root_cause"] == "gpu_hardware_fault"
+    assert out[1]["line"] == 2 and "UTF-8" in out[1]["error"] and out[2]["line"] == 3 and "deeply" in out[2]["error"]
+
+
+def test_bundle_size_is_bounded() -> None:
+    from analyzer import diagnose_cli
+    from hpcmind.contract import BundleError
+
+    with pytest.raises(BundleError, match="over the"):
+        diagnose_cli.parse(b" " * (diagnose_cli.MAX_BUNDLE_BYTES + 1))
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HPCMIND_ANALYZER": "not json"}, "HPCMIND_ANALYZER: not valid JSON"),
+        ({"HPCMIND_ANALYZER__DATABASE_URL": "sqlite:////nonexistent/dir/a.db"}, "HPCMIND_ANALYZER__DATABASE_URL"),
+        ({"HPCMIND_ANALYZER__HOST": "0.0.0.0"}, "HPCMIND_ANALYZER__API_TOKEN"),
+    ],
+)
+def test_serve_and_config_failures_are_one_line_exit_2(env: dict[str, str], says: str) -> None:
+    res = run_cli("serve", env=env, timeout=60)
+    assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_out_onto_an_existing_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    f = tmp_path / "taken"
+    f.write_text("x")
+    res = run_cli("train", "dataset", "--runs", "5", "--out", str(f), timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and str(f) in res.stderr, res.stderr
