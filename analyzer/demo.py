@@ -98,6 +98,28 @@ def _print_incident(inc: dict[str, Any], detail: dict[str, Any]) -> None:
     print(f"  more       : {inc['url']}  (API: /api/v1/incidents/{inc['id']})", flush=True)
 
 
+def _shown(inc: dict[str, Any], detail: dict[str, Any]) -> tuple[Any, ...]:
+    alerts = tuple(a["alertname"] for a in detail.get("alerts", []))
+    return (inc["root_cause"], tuple(sorted(inc["culprit"].items())), inc["state"], alerts)
+
+
+def _print_update(inc: dict[str, Any], detail: dict[str, Any], before: tuple[Any, ...]) -> None:
+    """What changed since the incident was printed: a re-diagnosis, a job or alert joining it, its resolution."""
+    cause, culprit, state, alerts = _shown(inc, detail)
+    changes = []
+    if cause != before[0]:
+        changes.append(f"re-diagnosed {before[0]} -> {cause} ({inc['confidence']:.0%})")
+    if culprit != before[1]:
+        changes.append("culprit now " + (", ".join(f"{k} {v}" for k, v in culprit) or "not localised"))
+    if alerts != before[3]:
+        joined = [a for a in alerts if a not in before[3]] or list(alerts)
+        changes.append(f"joined by {', '.join(joined)}")
+    if state != before[2]:
+        changes.append(state)
+    if changes:
+        print(f"  incident {inc['id']} update: {'; '.join(changes)}", flush=True)
+
+
 def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | None) -> int:
     if speed <= 0:
         raise UsageError("--speed: must be > 0")
@@ -157,7 +179,7 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
         f"{a.grafana_url} (docker compose up brings one). Ctrl-C stops the demo.",
         flush=True,
     )
-    seen: set[int] = set()
+    seen: dict[int, tuple[Any, ...]] = {}  # incident -> what was printed (cause, culprit, state, alerts)
     stop_at = time.monotonic() + minutes * 60 if minutes else None
     headers = {"Authorization": f"Bearer {a.api_token.get_secret_value()}"}
     model, t_model = "", time.monotonic()
@@ -172,9 +194,15 @@ def run_demo(settings: Settings, scenario: str, speed: float, minutes: float | N
                     model = now_model
                 items = c.get("/api/v1/incidents", params={"limit": 100}).json()["items"]
                 for inc in sorted(items, key=lambda i: i["id"]):
-                    if inc["id"] not in seen and inc["root_cause"]:
-                        seen.add(inc["id"])
-                        _print_incident(inc, c.get(f"/api/v1/incidents/{inc['id']}").json())
+                    if not inc["root_cause"]:
+                        continue
+                    detail = c.get(f"/api/v1/incidents/{inc['id']}").json()  # a demo has a handful
+                    key = _shown(inc, detail)
+                    if inc["id"] not in seen:
+                        _print_incident(inc, detail)
+                    elif key != seen[inc["id"]]:
+                        _print_update(inc, detail, seen[inc["id"]])
+                    seen[inc["id"]] = key
     except KeyboardInterrupt:
         pass
     finally:
