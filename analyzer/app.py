@@ -130,6 +130,16 @@ def require_token(request: Request, authorization: Annotated[str | None, Header(
 
 
 Auth = Depends(require_token)
+_DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+# what the AccessGate and the handlers answer besides 200/422, for the OpenAPI document
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong bearer token", "content": _DETAIL},
+    413: {"description": "request body over HPCMIND_ANALYZER__MAX_BODY_BYTES", "content": _DETAIL},
+}
+MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "no such incident", "content": _DETAIL}}
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "queue full: retry after the Retry-After seconds", "content": _DETAIL}
+}
 
 
 def preflight(settings: Settings) -> None:
@@ -212,7 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
         # the MCP streamable-HTTP endpoint itself (an ASGI app: the SDK reads the raw request and streams)
         app.router.routes.append(Route(PATH, endpoint=mcp_mount.app, methods=["GET", "POST", "DELETE"]))
 
-    @app.post("/api/v1/alertmanager", dependencies=[Auth])
+    @app.post("/api/v1/alertmanager", dependencies=[Auth], responses={**API_ERRORS, **BUSY})
     async def webhook(payload: AlertmanagerPayload, rt: RuntimeDep) -> Response:
         if rt.queue.full():
             rt.metrics.webhook.labels("busy").inc()
@@ -222,12 +232,12 @@ def create_app(settings: Settings) -> FastAPI:
         rt.metrics.webhook.labels("accepted").inc()
         return JSONResponse({"payload": pid, "alerts": len(payload.alerts)})
 
-    @app.post("/api/v1/logs", dependencies=[Auth])
+    @app.post("/api/v1/logs", dependencies=[Auth], responses=API_ERRORS)
     async def ingest_logs(batch: LogBatch, rt: RuntimeDep) -> dict[str, int]:
         n = await anyio.to_thread.run_sync(rt.service.ingest_logs, [x.model_dump() for x in batch.lines])
         return {"accepted": n}
 
-    @app.get("/api/v1/incidents", dependencies=[Auth])
+    @app.get("/api/v1/incidents", dependencies=[Auth], responses=API_ERRORS)
     def list_incidents(
         rt: RuntimeDep,
         state: Literal["open", "resolved"] | None = None,
@@ -242,14 +252,14 @@ def create_app(settings: Settings) -> FastAPI:
             state=state, root_cause=root_cause, node=node, job=job, limit=limit, offset=offset, since=since
         )
 
-    @app.get("/api/v1/incidents/{incident_id}", dependencies=[Auth])
+    @app.get("/api/v1/incidents/{incident_id}", dependencies=[Auth], responses={**API_ERRORS, **MISSING})
     def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> dict[str, Any]:
         try:
             return rt.service.get_incident(incident_id)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
-    @app.post("/api/v1/incidents/{incident_id}/feedback", dependencies=[Auth])
+    @app.post("/api/v1/incidents/{incident_id}/feedback", dependencies=[Auth], responses={**API_ERRORS, **MISSING})
     def post_feedback(incident_id: IncidentId, body: FeedbackIn, rt: RuntimeDep) -> dict[str, str]:
         try:
             rt.service.add_feedback(incident_id, body.correct, body.true_root_cause, body.comment)
@@ -259,7 +269,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         return {"status": "recorded"}
 
-    @app.post("/api/v1/diagnose", dependencies=[Auth])
+    @app.post("/api/v1/diagnose", dependencies=[Auth], responses=API_ERRORS)
     def diagnose(bundle: EvidenceBundle, rt: RuntimeDep) -> dict[str, Any]:
         return rt.service.engine.diagnose(bundle).to_json_dict()
 

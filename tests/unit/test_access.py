@@ -130,3 +130,16 @@ def test_no_default_token_beyond_loopback(caplog: pytest.LogCaptureFixture) -> N
         check_exposure(load_settings(analyzer={"host": "127.0.0.1"}).analyzer)
     assert "change-me" in caplog.text
     assert TOKEN  # the suite's own token is not the default
+
+
+def test_the_openapi_document_lists_every_status_the_api_answers(client: TestClient) -> None:
+    doc = client.get("/openapi.json", headers=H).json()
+    ops = {(m, p): op for p, item in doc["paths"].items() for m, op in item.items()}
+    for (_, path), op in ops.items():
+        if path.startswith("/api/"):
+            assert {"200", "401", "413"} <= set(op["responses"]), path
+    assert "503" in ops[("post", "/api/v1/alertmanager")]["responses"]
+    assert "404" in ops[("get", "/api/v1/incidents/{incident_id}")]["responses"]
+    too_big = client.get("/api/v1/incidents/99999999999999999999", headers=H)
+    assert too_big.status_code == 422  # not a 500 from an integer overflow
+    assert client.get("/api/v1/incidents", params={"offset": 2**64}, headers=H).status_code == 422
