@@ -215,6 +215,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
     its latency is the sum of those stages plus its own diagnosis assembly, timed per incident."""
     from .rca import lm as lmmod
     from .rca.combine import Weights, combine, gated, pick, signature_probs, softmax_scores
+    from .rca.contradictions import ruled_out
     from .rca.diagnosis import build_diagnosis
     from .rca.findings import all_findings
     from .rca.model_engine import ModelEngine, decide
@@ -319,7 +320,7 @@ def side_by_side(items: list[Labelled], settings: Settings, engines: tuple[str, 
                 else:
                     used = ["findings", "signatures", "render", "tuned"]
                     sig_p = parts["signatures"] if e == "hpcmind" else None
-                    probs = decide(labels, parts["tuned"], sig_p, tuned.threshold)
+                    probs = decide(labels, parts["tuned"], sig_p, tuned.threshold, ruled_out(bundle))
             else:
                 w = weights[e]
                 lm_p = parts.get("base") if e == "base" else parts.get("lm")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .validation import first_error
 
@@ -46,11 +46,24 @@ class JobEvidence(_Lenient):
     reason: str | None = None
     user: str | None = None
     partition: str | None = None
+    time_limit: str | None = None  # as sacct/scontrol print it (00:20:00), or minutes as in Slurm's JSON
+    elapsed: str | None = None
 
     @field_validator("id", "exit_code", mode="before")
     @classmethod
     def _num_to_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("time_limit", "elapsed", mode="before")
+    @classmethod
+    def _duration(cls, v: Any, info: ValidationInfo) -> Any:
+        # Slurm's JSON: time_limit in minutes (bare or {"set": true, "number": N}), elapsed in seconds
+        if isinstance(v, dict) and "number" in v:
+            v = v["number"] if v.get("set", True) and not v.get("infinite") else None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            s = int(v) * 60 if info.field_name == "time_limit" else int(v)
+            return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+        return v
 
     @field_validator("nodes", mode="before")
     @classmethod

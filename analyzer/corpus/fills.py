@@ -154,7 +154,7 @@ class Fill:
         if key == "op":
             return r.choice(OPS)
         if key == "timeoutms":
-            return str(r.choice((600000, 1800000, 600000, 300000)) + r.randint(0, 900))
+            return str(r.choice((600000, 1800000, 600000, 300000, 3600000)))  # configured values are round
         if key == "secs":
             return str(r.choice((30, 60, 300, 600, 900, 1800)))
         if key == "hungsecs":

@@ -322,16 +322,16 @@ def _gpu_util_hang(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     return []
 
 
+STEP_SERIES = ("astro_train_step_seconds", "train_step_seconds")
+DATA_WAIT_SERIES = ("astro_train_data_wait_seconds", "train_data_wait_seconds")
+
+
 def _data_wait(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     """The workloads' own step metrics: most of each step spent waiting for input data."""
-    steps = {
-        tuple(sorted(s.labels.items())): (i, s)
-        for i, s in enumerate(metrics)
-        if s.name in ("astro_train_step_seconds", "train_step_seconds")
-    }
+    steps = {tuple(sorted(s.labels.items())): (i, s) for i, s in enumerate(metrics) if s.name in STEP_SERIES}
     out = []
     for i, s in enumerate(metrics):
-        if s.name not in ("astro_train_data_wait_seconds", "train_data_wait_seconds"):
+        if s.name not in DATA_WAIT_SERIES:
             continue
         pair = steps.get(tuple(sorted(s.labels.items())))
         if not pair:

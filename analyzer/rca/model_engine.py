@@ -27,6 +27,7 @@ from hpcmind.taxonomy import UNKNOWN
 
 from . import lm as lmmod
 from .combine import Weights, combine, gated, pick, signature_probs, softmax_scores
+from .contradictions import ruled_out
 from .diagnosis import build_diagnosis
 from .encoder import ENCODER_NAME, Head, embed, load_encoder
 from .findings import Finding, all_findings
@@ -116,7 +117,7 @@ class ModelEngine:
             if clf is None:  # it failed to load: the signatures answer alone, and the failure is logged once
                 p = sig_p if sig_p is not None else signature_probs(findings, self.labels)
                 return {c: float(x) for c, x in zip(self.labels, p, strict=True)}
-            return decide(self.labels, clf.proba([text])[0], sig_p, self.threshold)
+            return decide(self.labels, clf.proba([text])[0], sig_p, self.threshold, ruled_out(bundle))
         lm_p = softmax_scores(self.lm.score(text), self.labels) if self.lm is not None else None
         enc_p = None
         if self.head is not None and self.encoder is not None and self.weights.encoder > 0:
@@ -167,16 +168,29 @@ class ModelEngine:
         return build_diagnosis(bundle, findings, cause, probs, name, t0)
 
 
-def decide(labels: tuple[str, ...], enc: np.ndarray, sig: np.ndarray | None, threshold: float) -> dict[str, float]:
+def decide(
+    labels: tuple[str, ...],
+    enc: np.ndarray,
+    sig: np.ndarray | None,
+    threshold: float,
+    excluded: dict[str, str] | None = None,
+) -> dict[str, float]:
     """The learned layer's answer with calibrated abstention.
 
     Where the signatures name a cause below the gate, their evidence and the encoder's are multiplied; where they
     are silent (their top is `unknown`), the encoder reads alone — the signatures' unknown mass would otherwise
-    drown every wording they lack a row for. A cause below the threshold (fitted on held-out templates) is
+    drown every wording they lack a row for. Causes the bundle's own numbers rule out (`excluded`, from
+    analyzer.rca.contradictions) lose their share. A cause below the threshold (fitted on held-out templates) is
     `unknown`."""
     p = enc
     if sig is not None and labels[int(sig.argmax())] != UNKNOWN:
         p = combine(Weights(lm=0.0, encoder=1.0, signatures=1.0), labels, encoder=enc, signatures=sig)
+    if excluded:
+        p = p.copy()
+        for c in excluded:
+            if c in labels:
+                p[labels.index(c)] = 0.0
+        p = p / max(float(p.sum()), 1e-12)
     j = int(p.argmax())
     out = {c: float(x) for c, x in zip(labels, p, strict=True)}
     if labels[j] != UNKNOWN and p[j] < threshold:

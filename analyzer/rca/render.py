@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from hpcmind.contract import EvidenceBundle, LogLine, MetricSeries
 
+from .facts import bundle_facts
 from .findings import MAX_LINES, Finding, all_findings
 from .localize import onsets
 from .metric_rules import host_of
@@ -27,6 +28,14 @@ _ERROR_WORDS = re.compile(
     r"not responding|lost|down|throttl|corrupt|invalid|refused|cannot|unable",
     re.IGNORECASE,
 )
+# a counter of zero is not an error: "oom 0", "errors: 0", "number of nan iterations: 0", "0 failed"
+_ZERO_COUNTS = re.compile(
+    r"\b(?:errors?|fail(?:ed|ures?)?|oom|nan(?: iterations)?|skipped(?: iterations)?|timeouts?|lost)"
+    r"\s*[:=|]?\s*0(?![.\d])"
+    r"|(?<![.\d])0\s+(?:errors?|failed|failures?|lost|timeouts?)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
 def template(line: str) -> str:
@@ -55,6 +64,8 @@ def _job_text(bundle: EvidenceBundle) -> list[str]:
     parts += [f"{k}={v}" for k, v in (("name", j.name), ("state", j.state), ("exit", j.exit_code)) if v]
     if j.reason and j.reason.lower() != "none":
         parts.append(f"reason={j.reason}")
+    if j.time_limit:
+        parts.append(f"limit={j.time_limit}")
     if j.nodes:
         parts.append(f"nodes={','.join(j.nodes[:4])}" + (f"+{len(j.nodes) - 4}" if len(j.nodes) > 4 else ""))
     return [" ".join(parts)]
@@ -103,10 +114,28 @@ def _metric_text(bundle: EvidenceBundle) -> list[str]:
     return out
 
 
+def error_words(line: str) -> bool:
+    return bool(_ERROR_WORDS.search(_ZERO_COUNTS.sub(" ", line)))
+
+
+def trend(first: str, last: str) -> str:
+    """How a repeated line's numbers moved from its first to its last occurrence ("0.25 -> 0.000122"), where only
+    one number changed: a loss scale halving, a counter climbing, a retry count."""
+    a, b = _NUMBER.findall(first), _NUMBER.findall(last)
+    if len(a) != len(b):
+        return ""
+    moved = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return f"{moved[0][0]} -> {moved[0][1]}" if len(moved) == 1 else ""
+
+
 def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLine, int]]:
     """Log lines, most telling first, each template once (its first occurrence) with how often it occurs.
 
     Score: a known signature's weight (doubled), rarity of the line's template, and error words."""
+    return [(first, n) for first, n, _ in _ranked(bundle, findings)]
+
+
+def _ranked(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLine, int, LogLine]]:
     logs = bundle.logs[-MAX_LINES:]
     known: dict[int, float] = {}
     for f in findings:
@@ -115,15 +144,16 @@ def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[L
     tpls = [template(e.line) for e in logs]
     counts = Counter(tpls)
     scores = [
-        2.0 * known.get(i, 0.0) + 3.0 / counts[t] + (3.0 if _ERROR_WORDS.search(e.line) else 0.0)
+        2.0 * known.get(i, 0.0) + 3.0 / counts[t] + (3.0 if error_words(e.line) else 0.0)
         for i, (e, t) in enumerate(zip(logs, tpls, strict=True))
     ]
+    last = {t: logs[i] for i, t in enumerate(tpls)}
     seen: set[str] = set()
     out = []
     for i in sorted(range(len(logs)), key=lambda i: (-scores[i], i)):
         if tpls[i] not in seen:
             seen.add(tpls[i])
-            out.append((logs[i], counts[tpls[i]]))
+            out.append((logs[i], counts[tpls[i]], last[tpls[i]]))
     return out
 
 
@@ -133,9 +163,10 @@ def _log_text(bundle: EvidenceBundle, findings: list[Finding], budget: int) -> l
         return []
     out = [f"LOGS {n} lines, most telling first:"]
     used = len(out[0])
-    for e, count in ranked_logs(bundle, findings):
+    for e, count, final in _ranked(bundle, findings):
         src = f"{e.source}: " if e.source else ""
-        rep = f" [x{count}]" if count > 1 else ""
+        moved = trend(e.line, final.line) if count > 2 else ""
+        rep = f" [x{count}{', ' + moved if moved else ''}]" if count > 1 else ""
         text = f"> {src}{e.line.strip()[:MAX_LINE_CHARS]}{rep}"
         if used + len(text) + 1 > budget:
             break
@@ -146,7 +177,9 @@ def _log_text(bundle: EvidenceBundle, findings: list[Finding], budget: int) -> l
 
 def render(bundle: EvidenceBundle, max_chars: int = MAX_CHARS) -> str:
     findings = all_findings(bundle)
-    head = _alert_text(bundle) + _job_text(bundle) + _metric_text(bundle)
+    facts = bundle_facts(bundle)
+    facts_text = ["FACTS " + "; ".join(facts)] if facts else []
+    head = _alert_text(bundle) + _job_text(bundle) + facts_text + _metric_text(bundle)
     head_text = "\n".join(head)[: max_chars // 2]
     logs = _log_text(bundle, findings, max_chars - len(head_text) - 1)
     return "\n".join([head_text, *logs]).strip() if head_text else "\n".join(logs)

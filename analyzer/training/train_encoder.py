@@ -279,9 +279,15 @@ def encoder_card(summary: dict[str, Any]) -> str:
             f"{summary['val_corpus_top1_no_abstention']:.3f}; simulator validation "
             f"{summary.get('val_simulator_top1', 0):.3f}.",
             "",
-            "**Limits.** It reads wordings, not time: a timeout that equals a default, or which line came first, is",
-            "only what the renderer's ranking keeps. Message formats it has no family for (other schedulers' or",
-            "vendors' own) fall back to `unknown` below the threshold. Rebuild: `make model`.",
+            "**Whole-bundle facts.** The rendering states what one line cannot: a timeout that equals an emitter's",
+            "default (`analyzer/rca/catalog/timeouts.yaml`), the signal behind a Slurm exit code, a job's time limit,",
+            "how a repeated line's number moved; counters of zero are not error words. At inference, causes the",
+            "bundle's own numbers rule out (`analyzer/rca/contradictions.py`: data wait a small share of every step is",
+            "no dataloader bottleneck) lose their share before the threshold applies.",
+            "",
+            "**Limits.** Which line came first is only what the renderer's ranking keeps. Message formats it has no",
+            "family for (other schedulers' or vendors' own) fall back to `unknown` below the threshold. Rebuild:",
+            "`make model`.",
             "",
         ]
     )

@@ -46,3 +46,13 @@ def test_fit_threshold_respects_the_healthy_budget() -> None:
     assert t > 0.55  # the healthy bundle near 0.6 must abstain; the 0.9 fault still counts
     assert stats["healthy_false"] == 0.0
     assert abstain(probs, L, t)[2] == UNKNOWN and abstain(probs, L, t)[0] == "gpu_oom"
+
+
+def test_a_cause_the_numbers_rule_out_loses_its_share() -> None:
+    sig = dist(unknown=0.99)
+    enc = dist(dataloader_bottleneck=0.9, unknown=0.05)
+    assert pick(decide(L, enc, sig, threshold=0.5)) == "dataloader_bottleneck"
+    out = decide(L, enc, sig, threshold=0.5, excluded={"dataloader_bottleneck": "data wait is at most 3% of a step"})
+    assert out["dataloader_bottleneck"] == 0.0 and pick(out) == UNKNOWN
+    enc2 = dist(dataloader_bottleneck=0.5, storage_io=0.45)
+    assert pick(decide(L, enc2, sig, threshold=0.5, excluded={"dataloader_bottleneck": "x"})) == "storage_io"
