@@ -88,14 +88,15 @@ def test_postgres_stores_poison_alerts_and_lines_beside_good_ones(settings: Sett
 class Analyzer:
     """`hpcmind serve` as a subprocess on its own SQLite file, started and killed like a real deployment."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, database_url: str = "", **env: str) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
             "HPCMIND_ANALYZER__PORT": str(self.port),
             "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
-            "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+            "HPCMIND_ANALYZER__DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'k.db'}",
             "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
+            **env,
         }
         self.base = f"http://127.0.0.1:{self.port}"
         self.h = {"Authorization": f"Bearer {TOKEN}"}
