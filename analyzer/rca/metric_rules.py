@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from hpcmind.contract import MetricSeries
 
+from .units import celsius, human_bytes
 from .xid import xid_cause
 
 HOST_LABELS = ("Hostname", "hostname", "node", "host", "instance", "nodename")
@@ -180,7 +181,7 @@ def _rules_for(i: int, s: MetricSeries, start: float | None = None) -> list[Metr
                 "gpu_thermal",
                 9,
                 "gpu-temp-high",
-                f"{name} peaked at {peak:g} C",
+                f"{name} peaked at {celsius(peak)}",
                 _first_ts(s, lambda v: v >= 87),
                 holds=lambda v: v >= 87,
             )
@@ -189,7 +190,7 @@ def _rules_for(i: int, s: MetricSeries, start: float | None = None) -> list[Metr
                 "gpu_thermal",
                 5,
                 "gpu-temp-warm",
-                f"{name} peaked at {peak:g} C",
+                f"{name} peaked at {celsius(peak)}",
                 _first_ts(s, lambda v: v >= 83),
                 holds=lambda v: v >= 83,
             )
@@ -263,7 +264,7 @@ def _rules_for(i: int, s: MetricSeries, start: float | None = None) -> list[Metr
                 "host_oom",
                 7,
                 "memory-exhausted",
-                f"available memory fell from {top:.3g} to {min(fin):.3g} bytes",
+                f"available memory fell from {human_bytes(top)} to {human_bytes(min(fin))}",
                 _first_ts(s, lambda v: v <= MEM_EXHAUSTED * top),
             )
     elif name == "node_pressure_memory_stalled_seconds_total":

@@ -105,3 +105,10 @@ def test_view_helpers() -> None:
     )
     assert v["remediation"] == ["Lower the batch size", "Requeue job 7"] and v["first_step"] == "Lower the batch size"
     assert v["alternatives"] == [{"root_cause": "host_oom", "confidence": "12%", "runbook": "/runbooks/host_oom"}]
+
+
+def test_evidence_numbers_are_in_human_units() -> None:
+    from analyzer.rca.units import celsius, human_bytes
+
+    assert human_bytes(1.44e12) == "1.31 TiB" and human_bytes(2.2e9) == "2.05 GiB" and human_bytes(512) == "512 B"
+    assert celsius(92.0) == "92 °C"
