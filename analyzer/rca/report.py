@@ -97,12 +97,40 @@ def remediation(cause: str, culprit: Culprit, signatures: Sequence[str] = ()) ->
             "Check DCGM and node_exporter dashboards around the alert time",
         ]
     steps: list[str] = []
-    if cause in HARDWARE and culprit.node:
+    drain = cause in HARDWARE and bool(culprit.node)
+    requeue = cause in RESTARTABLE and bool(culprit.job)
+    if drain:
         steps.append(
             f'Drain {culprit.node}: scontrol update nodename={culprit.node} state=drain reason="hpcmind:{cause}"'
         )
     steps += list(dict.fromkeys(SIGNATURE_STEPS[s] for s in signatures if s in SIGNATURE_STEPS))[:2]
-    steps += [s.strip() for s in root_causes()[cause].remediation.split(",") if s.strip()]
-    if cause in RESTARTABLE and culprit.job:
+    for generic in (s.strip() for s in root_causes()[cause].remediation.split(",") if s.strip()):
+        g = generic.lower()
+        if drain and g.startswith("drain and "):  # "drain and reboot the node": the drain is step 1 already
+            generic, g = generic[len("drain and ") :], g[len("drain and ") :]
+        # a concrete step already says it: "Drain gpu-a001: scontrol ..." then "drain the node" is noise, as is
+        # "request more --mem" after "Request more memory (--mem ...)"
+        if (
+            (drain and g.startswith("drain"))
+            or (requeue and g.startswith("requeue"))
+            or _lead(g) in {_lead(x.lower()) for x in steps}
+        ):
+            continue
+        first = generic.split()[0]
+        steps.append(generic if "_" in first or "-" in first else generic[0].upper() + generic[1:])
+    if requeue:
         steps.append(f"Requeue job {culprit.job} from its last checkpoint (scontrol requeue {culprit.job})")
-    return steps
+    return [_filled(s, culprit) for s in dict.fromkeys(steps)]
+
+
+def _lead(step: str) -> str:
+    return " ".join(step.replace("(", " ").split()[:2])
+
+
+def _filled(step: str, c: Culprit) -> str:
+    """Placeholders the bundle can answer, answered: `sacct -j <job>` becomes `sacct -j 4211`."""
+    if c.job:
+        step = step.replace("<job>", c.job)
+    if c.node:
+        step = step.replace("<node>", c.node)
+    return step

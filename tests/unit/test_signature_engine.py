@@ -515,3 +515,18 @@ def test_host_memory_running_out_is_seen_in_node_exporter_metrics() -> None:
 def test_real_formats_name_the_failed_node_or_gpu(lines: list[str], node: str | None, gpu: str | None) -> None:
     d = ENGINE.diagnose(parse_bundle(logs(*lines, source="job")))
     assert (d.culprit.node, d.culprit.gpu) == (node, gpu), d.evidence
+
+
+def test_remediation_reads_like_a_runbook() -> None:
+    """Ordered, each step once, placeholders filled from the bundle, the concrete step instead of its generic twin."""
+    from analyzer.rca.report import remediation
+    from hpcmind.contract import Culprit
+
+    hw = remediation("node_failure", Culprit(node="n1", job="42"))
+    assert hw[0].startswith("Drain n1: scontrol update nodename=n1")
+    assert not any(s.lower().startswith("drain") for s in hw[1:]) and "Reboot the node" in hw
+    mem = remediation("host_oom", Culprit(node="n1", job="42"), ["slurm-oom-kill"])
+    assert "sacct -j 42 -o MaxRSS,ReqMem" in mem[0] and not any("<job>" in s for s in mem)
+    assert not any(s.lower().startswith("request more --mem") for s in mem)  # the concrete step says it
+    assert len(mem) == len(set(mem))
+    assert "<job>" in remediation("host_oom", Culprit(node="n1"), ["slurm-oom-kill"])[0]  # unknown: kept, honest
