@@ -143,9 +143,10 @@ BUSY: dict[int | str, dict[str, Any]] = {
 
 
 def preflight(settings: Settings) -> None:
-    """What `hpcmind serve` checks before it starts, besides exposure (create_app): the port and the store, each a
-    UsageError naming its variable."""
+    """What `hpcmind serve` checks before it starts: exposure, the port, the store (each a UsageError naming its
+    variable)."""
     a = settings.analyzer
+    check_exposure(a)
     with socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -203,7 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
     # the front door decides before any body is read: bearer token for the API and MCP, a session for pages
     app.add_middleware(AccessGate, settings=settings.analyzer)
     app.include_router(access_routes.router(settings.analyzer))
-    app.include_router(pages_routes.router(settings.analyzer.prometheus_url))
+    app.include_router(pages_routes.router(settings.links))
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)

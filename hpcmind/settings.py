@@ -40,6 +40,15 @@ class AnalyzerSettings(_Section):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
 
 
+class LinksSettings(_Section):
+    """Where people's browsers reach Grafana, Prometheus and Alertmanager (incident page links). Empty: the
+    analyzer's own URLs (fine on one machine; behind compose or a proxy, set what the browser can open)."""
+
+    grafana: str = ""
+    prometheus: str = ""
+    alertmanager: str = ""
+
+
 class PrometheusSettings(_Section):
     port: int = Field(19090, ge=1, le=65535)
     scrape_interval: str = "5s"
@@ -144,13 +153,22 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     model: ModelSettings = ModelSettings()
     mcp: McpSettings = McpSettings()
+    links: LinksSettings = LinksSettings()
 
     @model_validator(mode="after")
     def _derived_addresses(self) -> Settings:
         # one source of truth: unless set, the analyzer queries the local Prometheus wherever its port moved
         if "prometheus_url" not in self.analyzer.model_fields_set:
             self.analyzer.prometheus_url = f"http://127.0.0.1:{self.prometheus.port}"
+        self.links.grafana = self.links.grafana or _without_userinfo(self.analyzer.grafana_url)
+        self.links.prometheus = self.links.prometheus or _without_userinfo(self.analyzer.prometheus_url)
+        self.links.alertmanager = self.links.alertmanager or f"http://127.0.0.1:{self.alertmanager.port}"
         return self
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL fit for a link on a page: never the user:password@ an API URL may carry."""
+    return re.sub(r"(?<=://)[^/@]*@", "", url)
 
 
 class SettingsError(ValueError):

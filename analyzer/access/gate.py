@@ -127,6 +127,9 @@ def _loopback(host: str) -> bool:
         return False
 
 
+_warned = False  # the loopback warning once per process (serve's preflight and create_app both check)
+
+
 def check_exposure(a: AnalyzerSettings) -> None:
     """Refuse to listen beyond loopback with the default or an empty token; warn about it on loopback."""
     token = a.api_token.get_secret_value()
@@ -136,10 +139,13 @@ def check_exposure(a: AnalyzerSettings) -> None:
             f"the analyzer would listen on {a.host} with the default API token: set HPCMIND_ANALYZER__API_TOKEN "
             "to a secret (e.g. `openssl rand -hex 24`) or bind HPCMIND_ANALYZER__HOST=127.0.0.1"
         )
+    global _warned
     if weak:
-        log.warning(
-            "HPCMIND_ANALYZER__API_TOKEN is the default %r: fine on loopback, set a secret before exposing it",
-            DEFAULT_TOKEN,
-        )
+        if not _warned:
+            _warned = True
+            log.warning(
+                "HPCMIND_ANALYZER__API_TOKEN is the default %r: fine on loopback, set a secret before exposing it",
+                DEFAULT_TOKEN,
+            )
     elif len(token) < 16 and not _loopback(a.host):
         log.warning("HPCMIND_ANALYZER__API_TOKEN is only %d characters long", len(token))

@@ -11,6 +11,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hpcmind.settings import LinksSettings
 from hpcmind.taxonomy import root_cause_ids, root_causes
 
 from .views import incident_view, list_row
@@ -25,7 +26,7 @@ def _page(template: str, **ctx: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(template).render(**ctx))
 
 
-def router(prometheus_url: str) -> APIRouter:
+def router(links: LinksSettings) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
     @r.get("/")
@@ -64,7 +65,7 @@ def router(prometheus_url: str) -> APIRouter:
             inc = request.app.state.runtime.service.get_incident(incident_id)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        return _page("incident.html", i=incident_view(inc, prometheus_url))
+        return _page("incident.html", i=incident_view(inc, links))
 
     @r.get("/runbooks/{name}")
     def runbook(name: Annotated[str, PathParam(max_length=200)]) -> HTMLResponse:

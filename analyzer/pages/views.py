@@ -63,7 +63,47 @@ def prometheus_graph(base: str, expr: str) -> str:
     return f"{base.rstrip('/')}/graph?" + urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": "1h"})
 
 
-def incident_view(inc: dict[str, Any], prometheus: str, now: datetime | None = None) -> dict[str, Any]:
+IDENTIFYING = ("Hostname", "hostname", "instance", "gpu", "job_id", "hpc_job", "device", "port")
+
+
+def silence_link(base: str, alert: dict[str, Any]) -> str:
+    """Alertmanager's new-silence form, prefilled with the alert's name and the labels that say where."""
+    lb = alert.get("labels") or {}
+    matchers = [f'alertname="{lb.get("alertname", "")}"'] + [f'{k}="{lb[k]}"' for k in IDENTIFYING if lb.get(k)]
+    return f"{base.rstrip('/')}/#/silences/new?filter=" + quote("{" + ",".join(matchers) + "}", safe="")
+
+
+def grafana_links(base: str, culprit: dict[str, str], onset: str | None, resolved: str | None) -> list[dict[str, str]]:
+    """The node and job dashboards with their variables and the incident's time range set."""
+    if not onset:
+        return []
+    t0 = datetime.fromisoformat(onset.replace("Z", "+00:00"))
+    t1 = datetime.fromisoformat(resolved.replace("Z", "+00:00")) if resolved else None
+    rng = {
+        "from": int(t0.timestamp() * 1000) - 30 * 60_000,
+        "to": int(t1.timestamp() * 1000) + 10 * 60_000 if t1 else "now",
+    }
+    out = []
+    if culprit.get("node"):
+        out.append(
+            {
+                "title": f"node {culprit['node']}",
+                "url": f"{base.rstrip('/')}/d/hpcmind-node/?" + urlencode({"var-host": culprit["node"], **rng}),
+            }
+        )
+    if culprit.get("job"):
+        out.append(
+            {
+                "title": f"job {culprit['job']}",
+                "url": f"{base.rstrip('/')}/d/hpcmind-job/?" + urlencode({"var-job": culprit["job"], **rng}),
+            }
+        )
+    return out
+
+
+def incident_view(inc: dict[str, Any], links: Any, now: datetime | None = None) -> dict[str, Any]:
+    """`links`: the LinksSettings (grafana, prometheus, alertmanager base URLs as browsers reach them)."""
+    prometheus = links.prometheus
     d = inc.get("diagnosis") or {}
     remediation = list(dict.fromkeys(d.get("remediation") or []))  # ordered, each step once
     return {
@@ -91,4 +131,10 @@ def incident_view(inc: dict[str, Any], prometheus: str, now: datetime | None = N
         ],
         "runbook": f"/runbooks/{quote(inc['root_cause'])}" if inc.get("root_cause") else "",
         "feedback": inc.get("feedback") or [],
+        "grafana": grafana_links(links.grafana, inc.get("culprit") or {}, inc.get("onset"), inc.get("resolved_at")),
+        "silences": [
+            {"alertname": a["alertname"], "url": silence_link(links.alertmanager, a)}
+            for a in inc.get("alerts") or []
+            if a.get("status") != "resolved"
+        ],
     }

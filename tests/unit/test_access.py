@@ -126,8 +126,13 @@ def test_no_default_token_beyond_loopback(caplog: pytest.LogCaptureFixture) -> N
     with pytest.raises(UsageError):
         check_exposure(load_settings(analyzer={"host": "10.1.2.3", "api_token": ""}).analyzer)
     check_exposure(load_settings(analyzer={"host": "0.0.0.0", "api_token": "a-long-enough-secret-token"}).analyzer)
+    from analyzer.access import gate
+
+    gate._warned = False  # once per process: this test wants to see it
     with caplog.at_level(logging.WARNING, logger="hpcmind.access"):
         check_exposure(load_settings(analyzer={"host": "127.0.0.1"}).analyzer)
+        check_exposure(load_settings(analyzer={"host": "127.0.0.1"}).analyzer)
+    assert caplog.text.count("change-me") == 1
     assert "change-me" in caplog.text
     assert TOKEN  # the suite's own token is not the default
 

@@ -176,7 +176,9 @@ def test_bundle_size_is_bounded() -> None:
     ],
 )
 def test_serve_and_config_failures_are_one_line_exit_2(env: dict[str, str], says: str) -> None:
-    res = run_cli("serve", env=env, timeout=60)
+    from tests.conftest import free_port
+
+    res = run_cli("serve", env={"HPCMIND_ANALYZER__PORT": str(free_port()), **env}, timeout=60)
     assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 

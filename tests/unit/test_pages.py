@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from analyzer.app import create_app
 from analyzer.pages.views import age, culprit_text, first_sign, incident_view
+from hpcmind.settings import LinksSettings
 from tests.unit.test_analyzer_app import OTHER, XID, H, alert, incidents, make_settings, payload, wait_for
 
 pytestmark = pytest.mark.unit
@@ -56,6 +57,16 @@ def test_the_incident_page_reads_like_a_runbook_and_links_to_prometheus(client: 
     assert graphs, "every metric query links to the Prometheus graph"
     expr = parse_qs(urlsplit(graphs[0].replace("&amp;", "&")).query)["g0.expr"][0]
     assert "gpu-a012" in expr or "4211" in expr
+    grafana = re.findall(r'href="(http://127\.0\.0\.1:9/d/[^"]+)"', page)
+    node_dash = next(u for u in grafana if "/d/hpcmind-node/" in u).replace("&amp;", "&")
+    q = parse_qs(urlsplit(node_dash).query)
+    assert q["var-host"] == ["gpu-a012"] and q["to"] == ["now"]
+    assert int(q["from"][0]) == 1795255200000 - 30 * 60_000  # half an hour before the onset
+    assert any("/d/hpcmind-job/" in u and "var-job=4211" in u for u in grafana)
+    silence = re.search(r'href="(http://127\.0\.0\.1:19093/#/silences/new\?filter=[^"]+)"', page)
+    assert silence, "the open alert can be silenced from the page"
+    flt = parse_qs(urlsplit(silence[1].replace("#/", "")).query)["filter"][0]
+    assert flt.startswith('{alertname="GPUXidError"') and 'Hostname="gpu-a012"' in flt and 'gpu="3"' in flt
     assert client.get("/incidents/999", headers=H).status_code == 404
     rb = client.get("/runbooks/gpu_hardware_fault", headers=H).text
     assert "/incidents?root_cause=gpu_hardware_fault" in rb
@@ -100,7 +111,7 @@ def test_view_helpers() -> None:
                 "alternatives": [{"root_cause": "host_oom", "confidence": 0.12}],
             },
         },
-        "http://prom:9090",
+        LinksSettings(grafana="http://g", prometheus="http://prom:9090", alertmanager="http://am"),
         now,
     )
     assert v["remediation"] == ["Lower the batch size", "Requeue job 7"] and v["first_step"] == "Lower the batch size"
@@ -112,3 +123,11 @@ def test_evidence_numbers_are_in_human_units() -> None:
 
     assert human_bytes(1.44e12) == "1.31 TiB" and human_bytes(2.2e9) == "2.05 GiB" and human_bytes(512) == "512 B"
     assert celsius(92.0) == "92 °C"
+
+
+def test_links_never_carry_the_api_urls_credentials() -> None:
+    from hpcmind.settings import load_settings
+
+    s = load_settings(analyzer={"grafana_url": "http://admin:s3cret@grafana:3000"})
+    assert s.links.grafana == "http://grafana:3000" and "s3cret" not in s.links.model_dump_json()
+    assert load_settings(links={"grafana": "https://grafana.example"}).links.grafana == "https://grafana.example"
