@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from mcp.server import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hpcmind.settings import Settings
 
@@ -46,6 +46,16 @@ def security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
+class _Endpoint:
+    """Starlette's Route calls a plain function with a Request but an object as an ASGI app: this is the object."""
+
+    def __init__(self, handle: ASGIApp) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send)
+
+
 class HttpMount:
     """The `/mcp` endpoint and the session manager the analyzer's lifespan must run."""
 
@@ -58,7 +68,7 @@ class HttpMount:
             max_request_body_size=MAX_BODY,
         )
         # the analyzer's AccessGate has checked the bearer token before the request reaches this endpoint
-        self.app: ASGIApp = self.manager.handle_request
+        self.app: ASGIApp = _Endpoint(self.manager.handle_request)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

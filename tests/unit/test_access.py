@@ -148,3 +148,18 @@ def test_the_openapi_document_lists_every_status_the_api_answers(client: TestCli
     too_big = client.get("/api/v1/incidents/99999999999999999999", headers=H)
     assert too_big.status_code == 422  # not a 500 from an integer overflow
     assert client.get("/api/v1/incidents", params={"offset": 2**64}, headers=H).status_code == 422
+
+
+def test_mcp_behind_the_gate_answers_with_the_token_only(tmp_path: Path) -> None:
+    """The MCP endpoint is an ASGI app on a Route: with the token it initializes, without it is 401."""
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    accept = {"Accept": "application/json, text/event-stream"}
+    with TestClient(create_app(make_settings(tmp_path)), base_url="http://127.0.0.1:8080") as c:
+        r = c.post("/mcp", json=init, headers={**H, **accept})
+        assert r.status_code == 200 and r.json()["result"]["serverInfo"]["name"] == "hpcmind"
+        assert c.post("/mcp", json=init, headers=accept).status_code == 401
