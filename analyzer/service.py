@@ -195,29 +195,25 @@ class AnalyzerService:
             q = q.where(incidents.c.id.in_(sorted(among)))
         return [int(r[0]) for r in c.execute(q.order_by(incidents.c.id))]
 
+    @classmethod
+    def _incidents_of(cls, c: Connection, alerts: list[Alert]) -> set[int]:
+        return {int(r.incident_id) for a in alerts if (r := cls._stored_alert(c, a)) is not None}
+
     @staticmethod
-    def _incidents_of(c: Connection, alerts: list[Alert]) -> set[int]:
-        out: set[int] = set()
-        for alert in alerts:
-            r = c.execute(
-                select(incident_alerts.c.incident_id).where(
-                    and_(
-                        incident_alerts.c.fingerprint == alert.fingerprint,
-                        incident_alerts.c.starts_at == _utc(alert.startsAt),
-                    )
+    def _stored_alert(c: Connection, alert: Alert) -> Row[Any] | None:
+        """The recorded alert with this fingerprint and start (one firing of one alert), if any."""
+        return c.execute(
+            select(incident_alerts).where(
+                and_(
+                    incident_alerts.c.fingerprint == alert.fingerprint,
+                    incident_alerts.c.starts_at == _utc(alert.startsAt),
                 )
-            ).first()
-            if r is not None:
-                out.add(int(r[0]))
-        return out
+            )
+        ).first()
 
     def _record_alert(self, c: Connection, alert: Alert) -> int | None:
         starts = _utc(alert.startsAt)
-        existing = c.execute(
-            select(incident_alerts).where(
-                and_(incident_alerts.c.fingerprint == alert.fingerprint, incident_alerts.c.starts_at == starts)
-            )
-        ).first()
+        existing = self._stored_alert(c, alert)
         if existing is not None:
             if alert.resolved and existing.status != "resolved":
                 c.execute(

@@ -13,7 +13,7 @@ import re
 
 from hpcmind.contract import EvidenceBundle
 
-from .metric_rules import DATA_WAIT_SERIES, STEP_SERIES
+from .metric_rules import data_wait_pairs
 
 # below this share of the step in every sample, the input pipeline is not what slows the job (the signature rule
 # names a bottleneck at >= 50%)
@@ -26,15 +26,9 @@ _LOG_FORMS = (
 
 def data_wait_share(bundle: EvidenceBundle) -> float | None:
     """The largest share of a step spent waiting for data, over every sample the bundle has; None without any."""
-    steps = {tuple(sorted(s.labels.items())): s for s in bundle.metrics if s.name in STEP_SERIES}
     shares: list[float] = []
-    for s in bundle.metrics:
-        if s.name not in DATA_WAIT_SERIES:
-            continue
-        pair = steps.get(tuple(sorted(s.labels.items())))
-        if pair is None:
-            continue
-        step = dict(pair.values)
+    for _, s, step_series in data_wait_pairs(bundle.metrics):
+        step = dict(step_series.values)
         shares += [w / step[t] for t, w in s.values if t in step and step[t] > 0 and math.isfinite(w / step[t])]
     for e in bundle.logs:
         for rx in _LOG_FORMS:

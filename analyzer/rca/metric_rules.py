@@ -327,17 +327,21 @@ STEP_SERIES = ("astro_train_step_seconds", "train_step_seconds")
 DATA_WAIT_SERIES = ("astro_train_data_wait_seconds", "train_data_wait_seconds")
 
 
+def data_wait_pairs(metrics: Sequence[MetricSeries]) -> list[tuple[int, MetricSeries, MetricSeries]]:
+    """(index, data-wait series, step-time series of the same labels): the workloads' own step metrics."""
+    steps = {tuple(sorted(s.labels.items())): s for s in metrics if s.name in STEP_SERIES}
+    return [
+        (i, s, steps[key])
+        for i, s in enumerate(metrics)
+        if s.name in DATA_WAIT_SERIES and (key := tuple(sorted(s.labels.items()))) in steps
+    ]
+
+
 def _data_wait(metrics: Sequence[MetricSeries]) -> list[MetricHit]:
     """The workloads' own step metrics: most of each step spent waiting for input data."""
-    steps = {tuple(sorted(s.labels.items())): (i, s) for i, s in enumerate(metrics) if s.name in STEP_SERIES}
     out = []
-    for i, s in enumerate(metrics):
-        if s.name not in DATA_WAIT_SERIES:
-            continue
-        pair = steps.get(tuple(sorted(s.labels.items())))
-        if not pair:
-            continue
-        d, st = _finite(_vals(s)), _finite(_vals(pair[1]))
+    for i, s, step in data_wait_pairs(metrics):
+        d, st = _finite(_vals(s)), _finite(_vals(step))
         tail = list(zip(d, st, strict=False))[-4:]
         if tail and all(b > 0 and a / b >= 0.5 for a, b in tail):
             out.append(

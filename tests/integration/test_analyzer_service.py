@@ -25,10 +25,9 @@ from tests.conftest import ROOT, free_port
 from tests.unit.test_analyzer_app import FAILED, HANG, OTHER, TOKEN, XID, payload
 
 
-@pytest.fixture
-def pg_store(settings: Settings) -> Iterator[Store]:
-    store = Store(postgres_url(settings))
-    with store.tx() as c:  # a clean slate for this test
+def clean_slate(store: Store) -> None:
+    """Empty every data table of the shared local PostgreSQL (the schema and store id stay)."""
+    with store.tx() as c:
         for t in (
             "grafana_outbox",
             "feedback",
@@ -39,6 +38,12 @@ def pg_store(settings: Settings) -> Iterator[Store]:
             "payloads",
         ):
             c.exec_driver_sql(f"DELETE FROM {t}")
+
+
+@pytest.fixture
+def pg_store(settings: Settings) -> Iterator[Store]:
+    store = Store(postgres_url(settings))
+    clean_slate(store)
     yield store
     store.close()
 

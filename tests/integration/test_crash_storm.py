@@ -19,9 +19,10 @@ import pytest
 from analyzer.store import Store
 from hpcmind.services.catalog import postgres_url
 from hpcmind.settings import Settings
-from tests.integration.test_analyzer_service import Analyzer
+from tests.integration.test_analyzer_service import Analyzer, clean_slate
 from tests.standins.grafana import GrafanaStandIn
-from tests.unit.test_analyzer_app import alert, payload
+from tests.unit.test_analyzer_app import payload
+from tests.unit.test_crash_recovery import _storm
 
 pytestmark = pytest.mark.integration
 ALERTS, PER_PAYLOAD, KILLS = 1000, 50, 5
@@ -29,16 +30,7 @@ ALERTS, PER_PAYLOAD, KILLS = 1000, 50, 5
 
 def storm() -> list[dict]:
     """ALERTS Xid 79s, one per node (so ALERTS incidents), in groups of PER_PAYLOAD as Alertmanager would send."""
-    alerts = [
-        alert(
-            "GPUXidError",
-            {"Hostname": f"n{i:05d}", "gpu": "0", "err_code": "79", "err_msg": "GPU has fallen off the bus"},
-            f"storm{i}",
-            summary=f"Xid 79 on GPU 0 of n{i:05d}",
-            causes="gpu_hardware_fault",
-        )
-        for i in range(ALERTS)
-    ]
+    alerts = _storm(ALERTS)["alerts"]
     return [payload(*alerts[i : i + PER_PAYLOAD]) for i in range(0, ALERTS, PER_PAYLOAD)]
 
 
@@ -104,16 +96,6 @@ def test_kill_9_storm_on_sqlite(tmp_path: Path) -> None:
 def test_kill_9_storm_on_postgres(tmp_path: Path, settings: Settings) -> None:
     url = postgres_url(settings)
     store = Store(url)
-    with store.tx() as c:  # a clean slate
-        for t in (
-            "grafana_outbox",
-            "feedback",
-            "incident_alerts",
-            "incident_entities",
-            "incidents",
-            "log_lines",
-            "payloads",
-        ):
-            c.exec_driver_sql(f"DELETE FROM {t}")
+    clean_slate(store)
     store.close()
     run_storm(tmp_path, url, seed=2)
