@@ -167,6 +167,8 @@ class Fill:
             return f"{r.uniform(1, 900):.2f}"
         if key == "float":
             return f"{r.uniform(0.01, 900):.{r.randint(1, 4)}f}"
+        if key == "tput":  # a serving engine's tokens/s while it makes progress
+            return f"{r.uniform(12, 4000):.1f}"
         if key == "pct":
             return f"{r.uniform(0, 75):.1f}"
         if key == "hipct":
@@ -183,6 +185,8 @@ class Fill:
             return self.hms()
         if key == "isotime":
             return f"2026-{self.day[0]:02d}-{self.day[1]:02d}T{self.hms()}"
+        if key == "asctime":  # Python logging's default %(asctime)s
+            return f"2026-{self.day[0]:02d}-{self.day[1]:02d} {self.hms()},{r.randint(0, 999):03d}"
         if key == "fmtime":
             return f"Mar {self.day[1]:02d} 2026 {self.hms()}"
         if key == "kts":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,18 @@ AFTER = timedelta(minutes=5)
 STEP = "15s"
 MAX_LOG_LINES = 400
 MAX_DEVICE_MAP_LINES = 64  # one per rank of a job on 8 nodes × 8 GPUs
+SAMPLE_SERIES = 8
+SAMPLE_POINTS = 120
+
+
+def downsample(values: list[list[float]], most: int) -> list[list[float]]:
+    """Every k-th finite point and the last, so a long window stays small in the store (JSON has no NaN)."""
+    finite = [p for p in values if math.isfinite(p[1])]
+    if len(finite) <= most:
+        return finite
+    k = math.ceil(len(finite) / most)
+    out = finite[::k]
+    return out if out[-1] is finite[-1] else [*out, finite[-1]]
 
 
 @dataclass
@@ -33,6 +45,8 @@ class EvidenceItem:
     status: str  # success | no_data | error
     error: str = ""
     series: int = 0
+    # what the incident page draws: the first SAMPLE_SERIES series, each at most SAMPLE_POINTS points
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
 
 def prom_range(client: httpx.Client, base: str, query: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -80,6 +94,8 @@ def gather_metrics(
                     name = labels.pop("__name__", q.name)
                     vals = [[float(t), float(v)] for t, v in r["values"]]
                     series.append({"name": name, "labels": labels, "values": vals})
+                    if len(item.samples) < SAMPLE_SERIES:
+                        item.samples.append({"name": name, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
     return series, items
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .charts import charts
+
 
 def age(iso: str | None, now: datetime | None = None) -> str:
     """'3 min', '2 h 5 min', '4 d' since an ISO time."""
@@ -125,8 +127,12 @@ def incident_view(inc: dict[str, Any], links: Any, now: datetime | None = None) 
         "model": d.get("model", ""),
         "missing": d.get("missing_evidence") or [],
         "timeline": inc.get("timeline") or [],
+        "charts": charts(inc.get("evidence") or []),
         "queries": [
-            {**q, "graph": prometheus_graph(prometheus, q["query"]) if q.get("query") else ""}
+            {
+                **{k: v for k, v in q.items() if k != "samples"},
+                "graph": prometheus_graph(prometheus, q["query"]) if q.get("query") else "",
+            }
             for q in inc.get("evidence") or []
         ],
         "runbook": f"/runbooks/{quote(inc['root_cause'])}" if inc.get("root_cause") else "",

@@ -36,11 +36,13 @@ _UNIT_S = {
 }
 _NUM_UNIT = r"(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|min|minutes?)\b"
 _TIMEOUTS = (
-    re.compile(r"(?:timed out|timeout|time out)\D{0,24}?" + _NUM_UNIT, re.IGNORECASE),
+    # the number stays in the same clause ("timed out after 1800000ms"), not the next sentence's "Ran 1 minutes"
+    re.compile(r"(?:timed out|timeout|time out)[^\d.;]{0,24}?" + _NUM_UNIT, re.IGNORECASE),
     re.compile(_NUM_UNIT + r"\W{0,3}(?:timeout|time-out)", re.IGNORECASE),
     re.compile(r"Timeout\(ms\)=(\d+)()"),
     re.compile(r"timeout=(\d+):(\d\d):(\d\d)\b"),  # a Python timedelta as printed: 0:30:00
 )
+_NEGATED = re.compile(r"\b(?:not|never|no)\s*$|n't\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def timeouts(lines: list[str]) -> list[float]:
     for line in lines:
         for rx in _TIMEOUTS:
             for m in rx.finditer(line):
+                if _NEGATED.search(line[max(0, m.start() - 12) : m.start()]):
+                    continue  # "has not timed out"
                 s = _seconds(m)
                 if s is not None and s > 0 and s not in out:
                     out.append(s)
@@ -128,5 +132,26 @@ def job_facts(job: JobEvidence | None) -> list[str]:
     return out
 
 
+# `ulimit -a`/`-l` output, or UCX's own hint (openucx/ucx@9466d104 src/uct/ib/base/ib_log.c:239): a bounded
+# locked-memory limit is why verbs/UCX/NCCL memory registration fails with ENOMEM on a host with free memory
+_MEMLOCK = (
+    re.compile(r"max locked memory\s+\(kbytes, -l\)\s+(\d+)\b"),
+    re.compile(r"max locked memory \(ulimit -l\)[^(]*\(current: (\d+) kbytes\)"),
+)
+
+
+def memlock_facts(lines: list[str]) -> list[str]:
+    for line in lines:
+        for rx in _MEMLOCK:
+            m = rx.search(line)
+            if m is not None:
+                return [
+                    f"locked memory is limited to {int(m.group(1))} kB (ulimit -l), not unlimited: RDMA memory "
+                    "registration (verbs, UCX, NCCL net/IB) fails with 'Cannot allocate memory'"
+                ]
+    return []
+
+
 def bundle_facts(bundle: EvidenceBundle) -> list[str]:
-    return job_facts(bundle.job) + timeout_facts([e.line for e in bundle.logs])
+    lines = [e.line for e in bundle.logs]
+    return job_facts(bundle.job) + timeout_facts(lines) + memlock_facts(lines)

@@ -97,3 +97,7 @@ def run_xid79(settings: Settings, stack: Stack) -> None:
     assert took <= 60, f"diagnosis and annotation took {took:.0f}s after the fault"
     ann = ours_annotated(grafana)[0]
     assert {"hpcmind", "gpu_hardware_fault", "node:xb002", f"job:{job.id}"} <= set(ann["tags"])
+    # the page draws the windows the real Prometheus returned (inline SVG, no script, no CDN)
+    page = httpx.get(f"{base}/incidents/{inc['id']}", headers=h).text
+    assert "<h2>Metric windows</h2>" in page and page.count("<polyline") >= 1
+    assert "DCGM_FI_" in page.split("<h2>Metric windows</h2>", 1)[1].split("<h2>", 1)[0]

@@ -33,6 +33,30 @@ def test_a_default_timeout_is_named_and_a_custom_one_is_not() -> None:
     assert timeout_facts(["step=4 loss=2.1 step_time=0.5"]) == []
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Job has not timed out. Ran 1 minutes out of requested 20 minutes.",  # a launcher's reassurance
+        "no timeout: 30 min remaining",
+        "timed out; retrying in 60 s",  # the number belongs to the next clause
+    ],
+)
+def test_a_negated_or_unrelated_number_is_no_timeout(line: str) -> None:
+    assert timeouts([line]) == []
+
+
+def test_a_bounded_locked_memory_limit_is_a_fact_and_unlimited_is_not() -> None:
+    from analyzer.rca.facts import memlock_facts
+
+    assert "64 kB" in memlock_facts(["max locked memory       (kbytes, -l) 64"])[0]
+    ucx = (
+        "ibv_create_cq failed: Cannot allocate memory : "
+        "Please set max locked memory (ulimit -l) to 'unlimited' (current: 8192 kbytes)"
+    )
+    assert "8192 kB" in memlock_facts([ucx])[0]
+    assert memlock_facts(["max locked memory       (kbytes, -l) unlimited"]) == []
+
+
 def test_every_default_cites_its_source() -> None:
     rows = known_timeouts()
     assert len({r.seconds for r in rows}) == len(rows) >= 3
