@@ -204,7 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
     # the front door decides before any body is read: bearer token for the API and MCP, a session for pages
     app.add_middleware(AccessGate, settings=settings.analyzer)
     app.include_router(access_routes.router(settings.analyzer))
-    app.include_router(pages_routes.router(settings.links))
+    app.include_router(pages_routes.router(settings.links, settings.analyzer))
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)

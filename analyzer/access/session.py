@@ -59,3 +59,14 @@ def role_of_cookie(value: str, a: AnalyzerSettings, now: float | None = None) ->
     if not 0 <= t - issued <= MAX_AGE_S:
         return None
     return Role(parts[0]) if _same(parts[2], _mac(parts[0], issued, a)) else None
+
+
+def csrf_token(cookie: str, a: AnalyzerSettings) -> str:
+    """The form token a page embeds: bound to this session cookie, so a page on another site cannot forge a post
+    (the cookie is also SameSite=Lax; this covers browsers and proxies that do not honour it)."""
+    key = a.api_token.get_secret_value().encode()
+    return hmac.new(key, f"hpcmind-csrf|{cookie}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def csrf_ok(cookie: str, sent: str, a: AnalyzerSettings) -> bool:
+    return _same(sent, csrf_token(cookie, a))

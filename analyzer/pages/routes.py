@@ -6,14 +6,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from hpcmind.settings import LinksSettings
+from hpcmind.settings import AnalyzerSettings, LinksSettings
 from hpcmind.taxonomy import root_cause_ids, root_causes
 
+from ..access.session import COOKIE, csrf_ok, csrf_token, role_of_bearer
 from .views import incident_view, list_row
 
 _env = Environment(
@@ -26,7 +27,7 @@ def _page(template: str, **ctx: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(template).render(**ctx))
 
 
-def router(links: LinksSettings) -> APIRouter:
+def router(links: LinksSettings, a: AnalyzerSettings) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
     @r.get("/")
@@ -65,7 +66,34 @@ def router(links: LinksSettings) -> APIRouter:
             inc = request.app.state.runtime.service.get_incident(incident_id)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        return _page("incident.html", i=incident_view(inc, links))
+        csrf = csrf_token(request.cookies.get(COOKIE, ""), a)
+        return _page("incident.html", i=incident_view(inc, links), csrf=csrf, causes=root_cause_ids())
+
+    @r.post("/incidents/{incident_id}/feedback")
+    def incident_feedback(
+        incident_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+        request: Request,
+        verdict: Annotated[Literal["right", "wrong"], Form()],
+        true_root_cause: Annotated[str, Form(max_length=64)] = "",
+        comment: Annotated[str, Form(max_length=5000)] = "",
+        csrf: Annotated[str, Form(max_length=128)] = "",
+    ) -> Response:
+        """The page's right/wrong buttons. A browser (session cookie) must send the page's form token; a client
+        with a bearer header carries no ambient credential and needs none."""
+        from ..service import BadRequest, NotFound
+
+        bearer = role_of_bearer(request.headers.get("authorization", ""), a) is not None
+        if not bearer and not csrf_ok(request.cookies.get(COOKIE, ""), csrf, a):
+            raise HTTPException(403, "the form token is missing or stale: reload the incident page and try again")
+        try:
+            request.app.state.runtime.service.add_feedback(
+                incident_id, verdict == "right", true_root_cause or None, comment.strip() or None
+            )
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except BadRequest as exc:
+            raise HTTPException(422, str(exc)) from None
+        return RedirectResponse(f"/incidents/{incident_id}#feedback", status_code=303)
 
     @r.get("/runbooks/{name}")
     def runbook(name: Annotated[str, PathParam(max_length=200)]) -> HTMLResponse:

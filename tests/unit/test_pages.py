@@ -131,3 +131,42 @@ def test_links_never_carry_the_api_urls_credentials() -> None:
     s = load_settings(analyzer={"grafana_url": "http://admin:s3cret@grafana:3000"})
     assert s.links.grafana == "http://grafana:3000" and "s3cret" not in s.links.model_dump_json()
     assert load_settings(links={"grafana": "https://grafana.example"}).links.grafana == "https://grafana.example"
+
+
+def test_feedback_buttons_post_with_the_pages_form_token(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    with TestClient(create_app(s)) as browser:
+        hw = next(i for i in _two_incidents(browser) if i["root_cause"] == "gpu_hardware_fault")
+        browser.post("/login", data={"token": s.analyzer.api_token.get_secret_value(), "next": "/"})
+        page = browser.get(f"/incidents/{hw['id']}").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf and 'value="right"' in page and 'value="wrong"' in page
+        url = f"/incidents/{hw['id']}/feedback"
+        # a forged post from another site carries the cookie but not the page's token
+        forged = browser.post(url, data={"verdict": "right"}, follow_redirects=False)
+        assert forged.status_code == 403 and "form token" in forged.text
+        bad = browser.post(url, data={"verdict": "wrong", "csrf": csrf[1]}, follow_redirects=False)
+        assert bad.status_code == 422 and "true_root_cause" in bad.text
+        ok = browser.post(
+            url,
+            data={
+                "verdict": "wrong",
+                "true_root_cause": "nvlink_error",
+                "comment": "NVLink errors first",
+                "csrf": csrf[1],
+            },
+            follow_redirects=False,
+        )
+        assert ok.status_code == 303 and ok.headers["location"].endswith("#feedback")
+        shown = browser.get(f"/incidents/{hw['id']}").text
+        assert "wrong, really <strong>nvlink_error</strong>: NVLink errors first" in shown
+        fb = browser.get(f"/api/v1/incidents/{hw['id']}", headers=H).json()["feedback"]
+        assert [(f["correct"], f["true_root_cause"]) for f in fb] == [(False, "nvlink_error")]
+        browser.cookies.clear()
+        # a bearer client has no ambient credential, so no form token is asked of it
+        api = browser.post(url, data={"verdict": "right"}, headers=H, follow_redirects=False)
+        assert api.status_code == 303
+        assert (
+            browser.post(url, data={"verdict": "right"}, follow_redirects=False).status_code == 401
+        )  # no session at all
+        assert browser.post("/incidents/999/feedback", data={"verdict": "right"}, headers=H).status_code == 404
