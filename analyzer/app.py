@@ -36,6 +36,8 @@ from .access.session import role_of_bearer
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
 from .intake import LogLineIn
+from .notify.outbox import targets
+from .notify.sender import NotifySender
 from .pages import routes as pages_routes
 from .rca import load_engine
 from .service import AnalyzerService, BadRequest, Metrics, NotFound
@@ -69,6 +71,7 @@ class Runtime:
         base = settings.analyzer.public_url or f"http://{settings.analyzer.host}:{settings.analyzer.port}"
         self.service = AnalyzerService(settings, self.store, load_engine(settings), self.metrics, base)
         self.grafana = GrafanaWriter(settings, self.store, self.metrics, base)
+        self.notify = NotifySender(settings.notify, self.store, self.metrics)
         self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analyzer.queue_size)
         # payloads already stored durably that found the queue full between the check and the put (another
         # request took the last slot while this one was writing): they are answered 200 and queued when there is room
@@ -112,6 +115,11 @@ class Runtime:
                 await anyio.to_thread.run_sync(self.grafana.drain_once)
             except Exception:
                 log.exception("grafana outbox pass failed")
+            if targets(self.settings.notify):
+                try:
+                    await anyio.to_thread.run_sync(self.notify.drain_once)
+                except Exception:
+                    log.exception("notification outbox pass failed")
             await asyncio.sleep(1.0)
 
 
@@ -197,6 +205,7 @@ def create_app(settings: Settings) -> FastAPI:
         for t in rt.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        rt.notify.close()
         rt.store.close()
 
     # the API docs load their JavaScript from the swagger-ui-bundle package, never a CDN (the machines are offline)

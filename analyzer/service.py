@@ -19,6 +19,8 @@ from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
+from .notify.events import Kind
+from .notify.outbox import enqueue_event
 from .rca import DiagnosisEngine
 from .store import (
     Store,
@@ -64,6 +66,12 @@ class Metrics:
         )
         self.outbox = Gauge("hpcmind_grafana_outbox_size", "Grafana annotation writes waiting.", registry=r)
         self.grafana_failures = Counter("hpcmind_grafana_failures", "Failed Grafana annotation writes.", registry=r)
+        self.notify_outbox = Gauge(
+            "hpcmind_notify_outbox_size", "Incident events waiting for the webhook or Slack.", registry=r
+        )
+        self.notify_failures = Counter(
+            "hpcmind_notify_failures", "Failed incident event deliveries by target.", ["target"], registry=r
+        )
         self.log_lines = Counter("hpcmind_log_lines_ingested", "Log lines accepted by the ingest.", ["bus"], registry=r)
         self.model_ready = Gauge(
             "hpcmind_model_ready",
@@ -223,6 +231,7 @@ class AnalyzerService:
                 )
                 if self._maybe_resolve(c, existing.incident_id):
                     enqueue_annotation(c, int(existing.incident_id))
+                    self._event(c, int(existing.incident_id), "resolved")
                 return None  # resolving closes the incident; the diagnosis stands
             return None  # a re-send of what we already have
         if alert.resolved:
@@ -305,6 +314,9 @@ class AnalyzerService:
         )
         return int(res.inserted_primary_key[0])  # type: ignore[index]
 
+    def _event(self, c: Connection, iid: int, kind: Kind, previous: str | None = None) -> None:
+        enqueue_event(c, self.settings.notify, iid, kind, self.base_url, self.store.instance_id, previous)
+
     def _maybe_resolve(self, c: Connection, iid: int) -> bool:
         open_alerts = c.execute(
             select(func.count())
@@ -385,6 +397,11 @@ class AnalyzerService:
             )
             # the annotation follows the incident: created on the first diagnosis, rewritten on later ones
             enqueue_annotation(c, iid)
+            culprit = (d.culprit.node, d.culprit.gpu, d.culprit.job)
+            if first:
+                self._event(c, iid, "opened")
+            elif d.root_cause != inc.root_cause or culprit != (inc.node, inc.gpu, inc.job):
+                self._event(c, iid, "rediagnosed", previous=inc.root_cause)
         self.metrics.latency.observe(time.perf_counter() - t0)
         if first:
             self.metrics.incidents.labels(d.root_cause).inc()

@@ -126,6 +126,25 @@ grafana_outbox = Table(
 )
 
 
+# incident events for the outgoing webhook and Slack: written in the transaction that changed the incident, so an
+# event is never lost or sent for a change that did not commit; one row per event and target
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("event_id", String(120), nullable=False),
+    Column("target", String(10), nullable=False),  # webhook | slack
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    UniqueConstraint("event_id", "target", name="uq_notify_event_target"),
+    Index("ix_notify_pending", "done", "next_at"),
+)
+
+
 incident_entities = Table(
     "incident_entities",
     metadata,
@@ -174,8 +193,13 @@ def _v4(conn: Connection) -> None:
     conn.execute(store_meta.insert().values(key="instance_id", value=uuid.uuid4().hex[:16]))
 
 
+def _v5(conn: Connection) -> None:
+    """The outbox of incident events (outgoing webhook, Slack)."""
+    metadata.create_all(conn, tables=[notify_outbox])
+
+
 # Append-only: each step moves the schema one version forward.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
 
 
 def now() -> datetime:

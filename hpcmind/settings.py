@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -47,6 +47,24 @@ class LinksSettings(_Section):
     grafana: str = ""
     prometheus: str = ""
     alertmanager: str = ""
+
+
+class NotifySettings(_Section):
+    """Where incident events go (each through the durable outbox, retried until delivered). Empty: nowhere.
+    `webhook_url` receives hpcmind.incident.v1 JSON (analyzer/notify/hpcmind.incident.v1.schema.json), signed with
+    `secret` when set; `slack_url` a Slack-compatible incoming-webhook message."""
+
+    webhook_url: str = ""
+    slack_url: str = ""
+    secret: SecretStr = SecretStr("")
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("webhook_url", "slack_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
 
 
 class PrometheusSettings(_Section):
@@ -154,6 +172,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     mcp: McpSettings = McpSettings()
     links: LinksSettings = LinksSettings()
+    notify: NotifySettings = NotifySettings()
 
     @model_validator(mode="after")
     def _derived_addresses(self) -> Settings:

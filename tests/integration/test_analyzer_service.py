@@ -52,7 +52,7 @@ def test_postgres_store_dedups_and_correlates(settings: Settings, pg_store: Stor
     s = load_settings(analyzer={"prometheus_url": "http://127.0.0.1:9"})
     svc = AnalyzerService(s, pg_store, SignatureEngine())
     again = Store(postgres_url(settings))  # migrations are idempotent
-    assert pg_store.version == 4 and again.version == 4
+    assert pg_store.version == 5 and again.version == 5
     again.close()
     for body in (payload(XID), payload(XID), payload(XID, HANG, FAILED), payload(OTHER)):
         svc.process(svc.accept(AlertmanagerPayload.model_validate(body)))

@@ -113,5 +113,5 @@ def test_a_store_from_before_revisions_marks_undiagnosed_incidents_pending(tmp_p
         c.exec_driver_sql("ALTER TABLE incidents DROP COLUMN diagnosed_revision")
     svc.store.close()
     again = _service(db)
-    assert again.store.version == 4 and len(again.store.instance_id) == 16
+    assert again.store.version == 5 and len(again.store.instance_id) == 16
     assert again.undiagnosed() == [2]
