@@ -281,14 +281,18 @@ class AnalyzerService:
             .where(and_(incidents.c.state == "open", incidents.c.cluster == alert.cluster, or_(*keys)))
             .order_by(incidents.c.id)
         ).all()
+        best: tuple[timedelta, int] | None = None
         for r in rows:
             onset = _utc(r.onset)
-            if onset is not None and abs(starts - onset) > CORRELATION_WINDOW:
+            gap = abs(starts - onset) if onset is not None else CORRELATION_WINDOW
+            if gap > CORRELATION_WINDOW:
                 continue
             if alert.job and not self._joins_job_alert(c, int(r.id), alert.job):
                 continue
-            return int(r.id)
-        return None
+            # a node's alert with several jobs' incidents open on that node joins the one begun nearest to it
+            if best is None or (gap, int(r.id)) < best:
+                best = (gap, int(r.id))
+        return best[1] if best else None
 
     @staticmethod
     def _joins_job_alert(c: Connection, iid: int, job: str) -> bool:
@@ -478,6 +482,8 @@ class AnalyzerService:
         return {
             **self._summary(r),
             "entities": r.entities,
+            # an alert joined after the last diagnosis: a newer one is on its way
+            "diagnosis_pending": r.diagnosed_revision != r.revision,
             "diagnosis": r.diagnosis,
             "evidence": r.evidence,
             "alerts": [

@@ -85,6 +85,13 @@ class SlurmSettings(_Section):
     restd_socket: str = ""  # empty: <run_dir>/slurm/restd.sock
 
 
+class NodeExporterSettings(_Section):
+    """The stock Prometheus node_exporter (Debian's prometheus-node-exporter) as a local service: host metrics
+    (node_vmstat_oom_kill, memory, pressure, filesystems) exactly as a real cluster's nodes export them."""
+
+    port: int = Field(19100, ge=1, le=65535)
+
+
 class KafkaSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(19092, ge=1, le=65535)
@@ -165,6 +172,7 @@ class Settings(BaseSettings):
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     slurm: SlurmSettings = SlurmSettings()
     kafka: KafkaSettings = KafkaSettings()
+    node_exporter: NodeExporterSettings = NodeExporterSettings()
     postgres: PostgresSettings = PostgresSettings()
     services: ServicesSettings = ServicesSettings()
     collector: CollectorSettings = CollectorSettings()

@@ -25,6 +25,14 @@ SAMPLE_SERIES = 8
 SAMPLE_POINTS = 120
 
 
+def movement(values: list[list[float]]) -> float:
+    """How far a series moved in its window, relative to its size (0: flat); what a chart is worth drawing."""
+    ys = [v for _, v in values if math.isfinite(v)]
+    if len(ys) < 2:
+        return 0.0
+    return (max(ys) - min(ys)) / (max(abs(y) for y in ys) or 1.0)
+
+
 def downsample(values: list[list[float]], most: int) -> list[list[float]]:
     """Every k-th finite point and the last, so a long window stays small in the store (JSON has no NaN)."""
     finite = [p for p in values if math.isfinite(p[1])]
@@ -94,8 +102,9 @@ def gather_metrics(
                     name = labels.pop("__name__", q.name)
                     vals = [[float(t), float(v)] for t, v in r["values"]]
                     series.append({"name": name, "labels": labels, "values": vals})
-                    if len(item.samples) < SAMPLE_SERIES:
-                        item.samples.append({"name": name, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
+                    item.samples.append({"name": name, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
+                # keep what a chart would show: the series that moved most, not the first few flat ones
+                item.samples = sorted(item.samples, key=lambda x: -movement(x["values"]))[:SAMPLE_SERIES]
     return series, items
 
 

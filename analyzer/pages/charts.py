@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from analyzer.evidence.gather import movement
 from analyzer.rca.units import human_bytes
 
 WIDTH, HEIGHT, PAD_L, PAD_B, PAD_T = 360, 110, 4, 16, 6
@@ -62,14 +63,6 @@ def _label(labels: dict[str, str]) -> str:
     return ", ".join(parts[:2]) or "series"
 
 
-def _moved(values: list[list[float]]) -> float:
-    ys = [v for _, v in values if not math.isnan(v)]
-    if len(ys) < 2:
-        return 0.0
-    span = max(ys) - min(ys)
-    return span / (abs(max(ys, key=abs)) or 1.0)
-
-
 def _hhmm(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M")
 
@@ -79,12 +72,12 @@ def charts(evidence: list[dict[str, Any]]) -> list[Chart]:
     by_name: dict[str, list[dict[str, Any]]] = {}
     for item in evidence:
         for s in item.get("samples") or []:
-            if s.get("values") and _moved(s["values"]) > 0:
+            if s.get("values") and movement(s["values"]) > 0:
                 by_name.setdefault(s["name"], []).append(s)
-    ranked = sorted(by_name.items(), key=lambda kv: -max(_moved(s["values"]) for s in kv[1]))
+    ranked = sorted(by_name.items(), key=lambda kv: -max(movement(s["values"]) for s in kv[1]))
     out = []
     for name, series in ranked[:MAX_CHARTS]:
-        series = sorted(series, key=lambda s: -_moved(s["values"]))[:MAX_LINES]
+        series = sorted(series, key=lambda s: -movement(s["values"]))[:MAX_LINES]
         pts = [(t, v) for s in series for t, v in s["values"] if not math.isnan(v)]
         t0, t1 = min(t for t, _ in pts), max(t for t, _ in pts)
         lo, hi = min(v for _, v in pts), max(v for _, v in pts)

@@ -478,11 +478,47 @@ class Postgres(Service):
             run([str(self.bindir() / "createdb"), *base, pg.database], env=env)
 
 
+class NodeExporter(Service):
+    """Debian's stock node_exporter on loopback; Prometheus scrapes it with the node's name as `instance`."""
+
+    name = "node_exporter"
+    debs = ("prometheus-node-exporter",)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.node_exporter.port}"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spawn(
+            [
+                "prometheus-node-exporter",
+                f"--web.listen-address=127.0.0.1:{self.settings.node_exporter.port}",
+                # what this container cannot read is noise in its log, not evidence
+                "--no-collector.systemd",
+                "--no-collector.hwmon",
+                "--no-collector.rapl",
+            ],
+            log=self.log,
+            pidfile=self.pidfile(),
+        )
+
+    def check(self) -> tuple[bool, str]:
+        return http_ok(self.url + "/metrics")
+
+    def target(self, cluster: str) -> list[dict[str, object]]:
+        """A file_sd entry naming the local Slurm node, as a real cluster's node_exporter targets would."""
+        node = self.settings.slurm.node_name
+        return [
+            {"targets": [self.url.removeprefix("http://")], "labels": {"instance": f"{node}:9100", "cluster": cluster}}
+        ]
+
+
 def postgres_url(settings: Settings) -> str:
     pg = settings.postgres
     return f"postgresql+psycopg://{pg.user}:{pg.password.get_secret_value()}@127.0.0.1:{pg.port}/{pg.database}"
 
 
-SERVICES: tuple[type[Service], ...] = (Prometheus, Alertmanager, Slurm, Slurmrestd, Kafka, Postgres)
+SERVICES: tuple[type[Service], ...] = (Prometheus, Alertmanager, NodeExporter, Slurm, Slurmrestd, Kafka, Postgres)
 # slurmrestd talks to slurmctld: it needs slurm first.
 DEPENDS: dict[str, tuple[str, ...]] = {"slurmrestd": ("slurm",)}
