@@ -21,6 +21,7 @@ _env = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
 )
 PAGE_ROWS = 200
+FAVICON = (Path(__file__).with_name("templates") / "favicon.svg").read_bytes()
 
 
 def _page(template: str, **ctx: Any) -> HTMLResponse:
@@ -94,6 +95,11 @@ def router(links: LinksSettings, a: AnalyzerSettings) -> APIRouter:
         except BadRequest as exc:
             raise HTTPException(422, str(exc)) from None
         return RedirectResponse(f"/incidents/{incident_id}#feedback", status_code=303)
+
+    @r.get("/favicon.ico")
+    def favicon() -> Response:
+        # browsers ask for it on every page; a 404 there is an error in every console
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @r.get("/runbooks/{name}")
     def runbook(name: Annotated[str, PathParam(max_length=200)]) -> HTMLResponse:
