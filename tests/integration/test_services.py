@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from hpcmind.services.catalog import Postgres, Slurm, Slurmrestd
+from hpcmind.services.catalog import SERVICES, Postgres, Slurm, Slurmrestd
 from hpcmind.settings import Settings
 from tests.conftest import run_cli
 
@@ -21,7 +21,7 @@ from tests.conftest import run_cli
 def test_status_all_healthy() -> None:
     res = run_cli("services", "status")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("healthy") == 6
+    assert res.stdout.count("healthy") == len(SERVICES), res.stdout
 
 
 def test_up_is_idempotent() -> None:
