@@ -22,6 +22,8 @@ def enqueue_event(
     if not to:
         return
     inc = c.execute(select(incidents).where(incidents.c.id == iid)).one()
+    if kind == "resolved" and inc.root_cause is None:
+        return  # resolved before its first diagnosis: that diagnosis announces it ("opened", state resolved)
     names = c.execute(
         select(incident_alerts.c.alertname)
         .where(incident_alerts.c.incident_id == iid)
