@@ -6,17 +6,17 @@ from __future__ import annotations
 import html
 import logging
 import re
-from datetime import timedelta
 from typing import Any
 
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaServerError
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import select, update
 
 from hpcmind.settings import Settings
 
+from . import outbox
 from .service import Metrics
-from .store import Store, grafana_outbox, incidents, now
+from .store import Store, grafana_outbox, incidents
 
 log = logging.getLogger("hpcmind.grafana")
 MAX_BACKOFF = 60.0
@@ -67,19 +67,11 @@ class GrafanaWriter:
         self.failing = False
 
     def pending(self) -> int:
-        with self.store.tx() as c:
-            n = c.execute(select(func.count()).select_from(grafana_outbox).where(grafana_outbox.c.done.is_(False)))
-            return int(n.scalar() or 0)
+        return outbox.pending(self.store, grafana_outbox)
 
     def drain_once(self) -> int:
         """Deliver the due outbox entries; returns how many were written."""
-        with self.store.tx() as c:
-            due = c.execute(
-                select(grafana_outbox)
-                .where(and_(grafana_outbox.c.done.is_(False), grafana_outbox.c.next_at <= now()))
-                .order_by(grafana_outbox.c.id)
-                .limit(50)
-            ).all()
+        due = outbox.due(self.store, grafana_outbox, 50)
         written = 0
         done_incidents: set[int] = set()
         for row in due:
@@ -105,17 +97,7 @@ class GrafanaWriter:
                     self._remember(inc.id, int(res["id"]))
             except (GrafanaException, GrafanaClientError, GrafanaServerError, OSError, KeyError) as exc:
                 self.metrics.grafana_failures.inc()
-                delay = min(MAX_BACKOFF, 2.0**row.attempts)
-                with self.store.tx() as c:
-                    c.execute(
-                        update(grafana_outbox)
-                        .where(grafana_outbox.c.id == row.id)
-                        .values(
-                            attempts=row.attempts + 1,
-                            next_at=now() + timedelta(seconds=delay),
-                            last_error=f"{type(exc).__name__}: {exc}"[:500],
-                        )
-                    )
+                outbox.retry_later(self.store, grafana_outbox, row, f"{type(exc).__name__}: {exc}", MAX_BACKOFF)
                 if not self.failing:  # once per outage, not once per retry
                     log.warning("Grafana unreachable or refusing annotations (kept in the outbox, retrying): %s", exc)
                 self.failing = True
@@ -157,5 +139,4 @@ class GrafanaWriter:
             c.execute(update(incidents).where(incidents.c.id == iid).values(grafana_annotation_id=aid))
 
     def _finish(self, oid: int, err: str | None) -> None:
-        with self.store.tx() as c:
-            c.execute(update(grafana_outbox).where(grafana_outbox.c.id == oid).values(done=True, last_error=err))
+        outbox.finish(self.store, grafana_outbox, oid, err)

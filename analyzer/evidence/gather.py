@@ -53,7 +53,7 @@ class EvidenceItem:
     status: str  # success | no_data | error
     error: str = ""
     series: int = 0
-    # what the incident page draws: the first SAMPLE_SERIES series, each at most SAMPLE_POINTS points
+    # what the incident page draws: the SAMPLE_SERIES series that moved most, each at most SAMPLE_POINTS points
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 import httpx
-from sqlalchemy import and_, func, select, update
 
 from hpcmind.settings import NotifySettings
 
+from .. import outbox
 from ..service import Metrics
-from ..store import Store, notify_outbox, now
+from ..store import Store, notify_outbox
 from .events import signature, slack_message
 
 log = logging.getLogger("hpcmind.notify")
@@ -29,9 +28,7 @@ class NotifySender:
         self.failing: set[str] = set()
 
     def pending(self) -> int:
-        with self.store.tx() as c:
-            q = select(func.count()).select_from(notify_outbox).where(notify_outbox.c.done.is_(False))
-            return int(c.execute(q).scalar() or 0)
+        return outbox.pending(self.store, notify_outbox)
 
     def _request(self, target: str, ev: dict[str, object]) -> tuple[str, bytes, dict[str, str]]:
         if target == "slack":
@@ -45,15 +42,8 @@ class NotifySender:
 
     def drain_once(self) -> int:
         """Send what is due; a target that fails is retried later and its later events wait (order per target)."""
-        with self.store.tx() as c:
-            due = c.execute(
-                select(notify_outbox)
-                .where(and_(notify_outbox.c.done.is_(False), notify_outbox.c.next_at <= now()))
-                .order_by(notify_outbox.c.id)
-                .limit(BATCH)
-            ).all()
         sent, blocked = 0, set()
-        for row in due:
+        for row in outbox.due(self.store, notify_outbox, BATCH):
             if row.target in blocked:
                 continue
             url, body, headers = self._request(row.target, row.payload)
@@ -70,16 +60,7 @@ class NotifySender:
             if err:
                 blocked.add(row.target)
                 self.metrics.notify_failures.labels(row.target).inc()
-                with self.store.tx() as c:
-                    c.execute(
-                        update(notify_outbox)
-                        .where(notify_outbox.c.id == row.id)
-                        .values(
-                            attempts=row.attempts + 1,
-                            next_at=now() + timedelta(seconds=min(MAX_BACKOFF, 2.0**row.attempts)),
-                            last_error=err[:500],
-                        )
-                    )
+                outbox.retry_later(self.store, notify_outbox, row, err, MAX_BACKOFF)
                 if row.target not in self.failing:  # once per outage
                     log.warning("%s notification failed (kept in the outbox, retrying): %s", row.target, err)
                 self.failing.add(row.target)
@@ -93,8 +74,7 @@ class NotifySender:
         return sent
 
     def _finish(self, oid: int, err: str | None) -> None:
-        with self.store.tx() as c:
-            c.execute(update(notify_outbox).where(notify_outbox.c.id == oid).values(done=True, last_error=err))
+        outbox.finish(self.store, notify_outbox, oid, err)
 
     def close(self) -> None:
         self.client.close()

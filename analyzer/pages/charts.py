@@ -69,15 +69,15 @@ def _hhmm(t: float) -> str:
 
 def charts(evidence: list[dict[str, Any]]) -> list[Chart]:
     """One chart per metric name that moved, from the evidence items' `samples`."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
+    by_name: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # each series with how far it moved
     for item in evidence:
         for s in item.get("samples") or []:
-            if s.get("values") and movement(s["values"]) > 0:
-                by_name.setdefault(s["name"], []).append(s)
-    ranked = sorted(by_name.items(), key=lambda kv: -max(movement(s["values"]) for s in kv[1]))
+            if (m := movement(s.get("values") or [])) > 0:
+                by_name.setdefault(s["name"], []).append((m, s))
+    ranked = sorted(by_name.items(), key=lambda kv: -max(m for m, _ in kv[1]))
     out = []
-    for name, series in ranked[:MAX_CHARTS]:
-        series = sorted(series, key=lambda s: -movement(s["values"]))[:MAX_LINES]
+    for name, moved in ranked[:MAX_CHARTS]:
+        series = [s for _, s in sorted(moved, key=lambda ms: -ms[0])[:MAX_LINES]]
         pts = [(t, v) for s in series for t, v in s["values"] if not math.isnan(v)]
         t0, t1 = min(t for t, _ in pts), max(t for t, _ in pts)
         lo, hi = min(v for _, v in pts), max(v for _, v in pts)
