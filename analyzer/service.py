@@ -25,6 +25,7 @@ from .rca import DiagnosisEngine
 from .store import (
     Store,
     as_json,
+    diagnoses,
     feedback,
     grafana_outbox,
     incident_alerts,
@@ -34,6 +35,7 @@ from .store import (
     now,
     payloads,
 )
+from .timeline import timeline
 
 log = logging.getLogger("hpcmind.analyzer")
 CORRELATION_WINDOW = timedelta(minutes=30)
@@ -179,6 +181,20 @@ class AnalyzerService:
                     },
                     diagnosed_revision=rev or 0,
                     updated_at=now(),
+                )
+            )
+            n_alerts = c.execute(
+                select(func.count()).select_from(incident_alerts).where(incident_alerts.c.incident_id == iid)
+            ).scalar()
+            c.execute(
+                diagnoses.insert().values(
+                    incident_id=iid,
+                    at=now(),
+                    revision=rev or 0,
+                    alerts=n_alerts or 0,
+                    root_cause=UNKNOWN,
+                    confidence=0.0,
+                    model=f"failed: {reason}"[:200],
                 )
             )
 
@@ -399,6 +415,20 @@ class AnalyzerService:
                     diagnosed_revision=seen_revision,
                 )
             )
+            c.execute(
+                diagnoses.insert().values(
+                    incident_id=iid,
+                    at=now(),
+                    revision=seen_revision,
+                    alerts=len(alerts),
+                    root_cause=d.root_cause,
+                    confidence=d.confidence,
+                    node=d.culprit.node,
+                    gpu=d.culprit.gpu,
+                    job=d.culprit.job,
+                    model=d.model[:200],
+                )
+            )
             # the annotation follows the incident: created on the first diagnosis, rewritten on later ones
             enqueue_annotation(c, iid)
             culprit = (d.culprit.node, d.culprit.gpu, d.culprit.job)
@@ -476,9 +506,7 @@ class AnalyzerService:
                 .order_by(incident_alerts.c.starts_at)
             ).all()
             fb = c.execute(select(feedback).where(feedback.c.incident_id == iid)).all()
-        timeline = [{"ts": _iso(a.starts_at), "event": f"{a.alertname} firing", "labels": a.labels} for a in alerts]
-        timeline += [{"ts": _iso(a.ends_at), "event": f"{a.alertname} resolved"} for a in alerts if a.ends_at]
-        timeline.sort(key=lambda e: e["ts"] or "")
+            history = c.execute(select(diagnoses).where(diagnoses.c.incident_id == iid).order_by(diagnoses.c.id)).all()
         return {
             **self._summary(r),
             "entities": r.entities,
@@ -498,7 +526,7 @@ class AnalyzerService:
                 }
                 for a in alerts
             ],
-            "timeline": timeline,
+            "timeline": timeline(alerts, [dict(h._mapping) for h in history], _iso),
             "grafana_annotation_id": r.grafana_annotation_id,
             "feedback": [
                 {

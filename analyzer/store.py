@@ -156,6 +156,26 @@ incident_entities = Table(
 )
 
 
+# every diagnosis an incident received, in order: the page's timeline shows what changed and when (the incident row
+# holds only the latest)
+diagnoses = Table(
+    "diagnoses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False),  # the incident revision (alerts recorded) it read
+    Column("alerts", Integer, nullable=False),
+    Column("root_cause", String(64), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("node", String(200)),
+    Column("gpu", String(64)),
+    Column("job", String(64)),
+    Column("model", String(200), nullable=False),
+    Index("ix_diagnoses_incident", "incident_id", "id"),
+)
+
+
 store_meta = Table(
     "store_meta",
     metadata,
@@ -198,8 +218,38 @@ def _v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=[notify_outbox])
 
 
+def _v6(conn: Connection) -> None:
+    """The history of diagnoses; an incident diagnosed before this version starts it with its latest one."""
+    metadata.create_all(conn, tables=[diagnoses])
+    have = set(conn.execute(select(diagnoses.c.incident_id)).scalars())
+    for r in conn.execute(select(incidents).where(incidents.c.root_cause.is_not(None))).all():
+        if r.id in have:
+            continue
+        conn.execute(
+            diagnoses.insert().values(
+                incident_id=r.id,
+                at=r.updated_at,
+                revision=r.diagnosed_revision,
+                alerts=0,
+                root_cause=r.root_cause,
+                confidence=r.confidence or 0.0,
+                node=r.node,
+                gpu=r.gpu,
+                job=r.job,
+                model=str((r.diagnosis or {}).get("model", ""))[:200],
+            )
+        )
+
+
 # Append-only: each step moves the schema one version forward.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+    (4, _v4),
+    (5, _v5),
+    (6, _v6),
+]
 
 
 def now() -> datetime:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from pathlib import Path
 from prometheus_client.metrics_core import Metric
 
 from hpcmind.errors import UsageError
+from hpcmind.services.proc import stop_on_signals, wait_for_stop
 from hpcmind.settings import Settings
 
 from .guard import GuardedCollector
@@ -155,10 +155,7 @@ def run_collect(
         f"log-bus={pub.bus if pub else 'none'}",
         flush=True,
     )
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    wait_for_stop(stop_on_signals())
     col.stop()
     for src in sources:
         stop = getattr(src, "stop", None)

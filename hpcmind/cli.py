@@ -256,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     tenc.add_argument("--epochs", type=float, default=1.0)
     tenc.add_argument("--simulator-max", type=int, default=900, help="simulator training bundles sampled")
     tenc.add_argument("--seed", type=int, default=1234)
+    tenc.add_argument(
+        "--templates",
+        choices=["train", "all"],
+        default="train",
+        help="train: the training half (held-out wordings measure generalisation); all: every template, for the "
+        "final fit of a recipe chosen on the split (held-out figures are then in-sample)",
+    )
     tenc.add_argument("--max-false", type=float, default=0.03, help="abstention: healthy share given a cause on val")
     tenc.add_argument("--smoke", action="store_true", help="a minutes-long run on a few corpus bundles (CI)")
     tenc.add_argument(

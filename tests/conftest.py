@@ -17,6 +17,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 60) -> None:
+    """SIGTERM, a generous wait, then SIGKILL: cleanup never leaves a child running into the next test."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Markers follow the folder: tests/unit -> unit, tests/integration -> integration, ...
     for item in items:

@@ -164,8 +164,9 @@ def compose_one(rng: random.Random, pools: Pools, label: str, kind: str) -> dict
 
 
 def compose(split: str, per_cause: int, healthy: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Labelled bundles for one split; `split` selects the template half (train or val)."""
-    pools = Pools.for_split(split)
+    """Labelled bundles for one split; `split` selects the template half (train or val), `all` every template (the
+    final fit, once the recipe was chosen on the split)."""
+    pools = Pools.for_split(None if split == "all" else split)
     rng = random.Random(f"{seed}-{split}")
     n = 0
     for cause in root_cause_ids():

@@ -178,7 +178,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     t_start = time.perf_counter()
     smoke = bool(args.smoke)
     per_cause, healthy = (6, 8) if smoke else (args.per_cause, args.per_cause * 4)
-    corpus_tr = list(compose("train", per_cause, healthy, args.seed))
+    templates = getattr(args, "templates", "train")
+    corpus_tr = list(compose(templates, per_cause, healthy, args.seed))
     corpus_va = list(compose("val", max(4, per_cause // 4), max(8, healthy // 4), args.seed))
     sim_tr: list[dict[str, Any]] = []
     sim_va: list[dict[str, Any]] = []
@@ -214,6 +215,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "seed": args.seed,
         "epochs": args.epochs,
         "per_cause": per_cause,
+        "templates": templates,
         "max_false": args.max_false,
         "train_examples": len(texts),
         "train_corpus": len(corpus_tr),
@@ -258,7 +260,14 @@ def encoder_card(summary: dict[str, Any]) -> str:
             "",
             "**Training data.** "
             f"{summary['train_corpus']} bundles composed from the template corpus (emitters' own message formats with",
-            "provenance, `docs/rca-corpus.md`; the training half of the templates) and "
+            "provenance, `docs/rca-corpus.md`; "
+            + (
+                "every template: the final fit of a recipe chosen on the split, so the held-out figures below are"
+                " in-sample wordings"
+                if summary.get("templates") == "all"
+                else "the training half of the templates"
+            )
+            + ") and "
             f"{summary['train_simulator']} simulator bundles",
             "(`hpcmind train dataset`, training split). Real incident logs are never used, for training or thresholds.",
             "",

@@ -15,13 +15,12 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import sys
 import threading
 from pathlib import Path
 
-from hpcmind.services.proc import http_ok, wait_until
+from hpcmind.services.proc import http_ok, stop_on_signals, wait_for_stop, wait_until
 
 from ..scrape import ScrapeTarget
 from . import loadgen
@@ -68,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"job_id": job, "hostname": node, "workload": "astrocode"}
     target = ScrapeTarget(engine.stats.registry, f"{socket.gethostname()}:{port}", labels, a.targets_dir)
     print(f"astrocode: job {job} serving http://{socket.gethostname()}:{port}/v1 fault={a.fault}", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+    done = stop_on_signals()
     try:
         if a.fault == "overload":
             res = asyncio.run(loadgen.run(url, a.rate, a.load_seconds, max_tokens=64, drain=5))
@@ -79,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             res = asyncio.run(loadgen.run(url, 2.0, 2.0, max_tokens=8))
             print(f"astrocode: load {json.dumps(res.__dict__)}", flush=True)
         else:
-            done.wait()
+            wait_for_stop(done)
         target.flush(a.final_scrape_wait)
     finally:
         target.close()

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -73,6 +74,24 @@ def stop_pidfile(pidfile: Path) -> bool:
     existed = pidfile.exists()
     pidfile.unlink(missing_ok=True)
     return existed
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT/SIGTERM set (instead of ending the process at once)."""
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    return done
+
+
+def wait_for_stop(done: threading.Event) -> None:
+    """Block the main thread until `done` is set.
+
+    Waits in short slices: a process-directed signal may be delivered to another thread, and CPython then runs the
+    handler only when the main thread next executes bytecode; an untimed wait would never wake up to do so.
+    """
+    while not done.wait(0.25):
+        pass
 
 
 def http_ok(url: str, **kw: object) -> tuple[bool, str]:

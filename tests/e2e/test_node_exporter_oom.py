@@ -15,7 +15,7 @@ import httpx
 
 from hpcmind.services.catalog import NodeExporter, Slurm
 from hpcmind.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 from tests.e2e.conftest import analyzer_stack
 
 DEADLINE = 240.0  # the job's end, a scrape, the rule, Alertmanager's group_wait and a diagnosis, on 2 busy cores
@@ -71,8 +71,7 @@ def test_a_job_over_its_memory_cgroup_is_seen_by_the_stock_node_exporter(setting
         finally:
             exporter.unlink(missing_ok=True)
             collector_t.unlink(missing_ok=True)
-            collector.terminate()
-            collector.wait(20)
+            stop_process(collector)
             if job:
                 subprocess.run(["scancel", job], env=env, check=False)
     assert "HostOOMKill" in _alertnames(detail), f"the shipped rule on the stock series: {_alertnames(detail)} {seen}"

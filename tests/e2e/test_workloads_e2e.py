@@ -26,7 +26,7 @@ import pytest
 from astro_workloads.workloads import submit
 from hpcmind.services.catalog import Slurm
 from hpcmind.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 from tests.e2e.conftest import Stack, analyzer_stack
 
 # fault -> (root cause, Slurm end state, what the quoted evidence must say: any of these)
@@ -85,8 +85,7 @@ def chains(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
             yield Chains(stack, jobs, out)
         finally:
             target.unlink(missing_ok=True)
-            collector.terminate()
-            collector.wait(20)
+            stop_process(collector)
             if jobs:
                 subprocess.run(["scancel", *jobs.values()], env={**os.environ, **Slurm(settings).env()}, check=False)
 

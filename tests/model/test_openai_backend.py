@@ -17,7 +17,7 @@ from analyzer.rca.lm import labels
 from analyzer.rca.openai_engine import OpenAIEngine
 from hpcmind.contract import parse_bundle
 from hpcmind.taxonomy import UNKNOWN
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, stop_process
 
 BUNDLE = {
     "alert": {"labels": {"alertname": "GPUXidError", "Hostname": "gpu-a01", "gpu": "3"}},
@@ -63,8 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             pytest.fail("transformers serve did not come up in 120 s")
         yield f"{base}/v1", str(merged)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc)
 
 
 def test_remote_diagnosis_is_valid_and_masked(server: tuple[str, str]) -> None:
