@@ -90,13 +90,14 @@ class Runtime:
             self.backlog.append(pid)
         self.metrics.queue.set(self.queue.qsize() + len(self.backlog))
 
-    async def worker(self) -> None:
-        try:  # incidents whose alerts were recorded before a crash but never diagnosed
-            done = await anyio.to_thread.run_sync(self.service.diagnose_pending)
-            if done:
-                log.info("diagnosed %d incident(s) left undiagnosed by an earlier stop", len(done))
-        except Exception:
-            log.exception("diagnosing incidents left pending failed")
+    async def worker(self, recover: bool) -> None:
+        if recover:  # incidents whose alerts were recorded before a crash but never diagnosed (one worker does it)
+            try:
+                done = await anyio.to_thread.run_sync(self.service.diagnose_pending)
+                if done:
+                    log.info("diagnosed %d incident(s) left undiagnosed by an earlier stop", len(done))
+            except Exception:
+                log.exception("diagnosing incidents left pending failed")
         while True:
             pid = await self.queue.get()
             try:
@@ -191,7 +192,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = rt
         for pid in await anyio.to_thread.run_sync(rt.service.pending_payloads):
             rt.enqueue(pid)  # what was accepted before a crash is processed now (beyond the queue: the backlog)
-        rt.tasks = [asyncio.create_task(rt.worker()), asyncio.create_task(rt.outbox())]
+        rt.tasks = [asyncio.create_task(rt.worker(i == 0)) for i in range(settings.analyzer.workers)]
+        rt.tasks.append(asyncio.create_task(rt.outbox()))
         warm = getattr(rt.service.engine, "warm", None)
         if warm is not None:  # serve at once; the learned model loads beside the signatures, which need none
             threading.Thread(target=warm, name="model-warm", daemon=True).start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from hpcmind.settings import Settings
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
 from .alertmanager import Alert, AlertmanagerPayload
+from .evidence.breaker import Breaker
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
 from .notify.events import Kind
 from .notify.outbox import enqueue_event
@@ -38,6 +40,7 @@ from .store import (
 from .timeline import timeline
 
 log = logging.getLogger("hpcmind.analyzer")
+RECORD_CHUNK = 500
 CORRELATION_WINDOW = timedelta(minutes=30)
 
 
@@ -75,6 +78,14 @@ class Metrics:
             "hpcmind_notify_failures", "Failed incident event deliveries by target.", ["target"], registry=r
         )
         self.log_lines = Counter("hpcmind_log_lines_ingested", "Log lines accepted by the ingest.", ["bus"], registry=r)
+        self.breaker_open = Gauge(
+            "hpcmind_prometheus_breaker_open",
+            "1 while evidence queries to Prometheus are skipped after a timeout or refusal (0.5: probing).",
+            registry=r,
+        )
+        self.breaker_opened = Counter(
+            "hpcmind_prometheus_breaker_opened", "Times the Prometheus breaker opened.", registry=r
+        )
         self.model_ready = Gauge(
             "hpcmind_model_ready",
             "1 when the learned root-cause model is loaded (the signatures need none).",
@@ -103,6 +114,13 @@ class AnalyzerService:
         self.metrics = metrics or Metrics()
         a = settings.analyzer
         self.base_url = runbook_base or f"http://{a.host}:{a.port}"
+        self.breaker = Breaker(a.prometheus_cooldown_s)
+        self._breaker_seen = 0
+        # several workers: alerts are recorded (correlated) one transaction at a time, so two payloads of one fault
+        # cannot both open an incident; an incident is diagnosed by one worker at a time
+        self._record_lock = threading.Lock()
+        self._diagnosing: dict[int, tuple[threading.Lock, list[int]]] = {}  # lock and its users, per incident
+        self._diagnosing_lock = threading.Lock()
 
     # ---------------------------------------------------------------- intake
     def accept(self, payload: AlertmanagerPayload) -> int:
@@ -142,11 +160,15 @@ class AnalyzerService:
             return []
         payload = AlertmanagerPayload.model_validate(row.body)
         touched: set[int] = set()
+        # in chunks: a storm of alerts in one payload lets another worker's alerts in between (each chunk commits its
+        # alerts with their incidents' revisions, so a crash in between is finished by the replay below)
+        for i in range(0, max(1, len(payload.alerts)), RECORD_CHUNK):
+            with self._record_lock, self.store.tx() as c:
+                for alert in payload.alerts[i : i + RECORD_CHUNK]:
+                    iid = self._record_alert(c, alert)
+                    if iid is not None:
+                        touched.add(iid)
         with self.store.tx() as c:
-            for alert in payload.alerts:
-                iid = self._record_alert(c, alert)
-                if iid is not None:
-                    touched.add(iid)
             # a replay after a crash: the alerts are recorded, but their incidents may never have been diagnosed
             touched |= set(self._pending(c, self._incidents_of(c, payload.alerts)))
         for iid in sorted(touched):
@@ -356,6 +378,25 @@ class AnalyzerService:
         return False
 
     def diagnose_incident(self, iid: int) -> Diagnosis:
+        with self._diagnosing_lock:
+            entry = self._diagnosing.setdefault(iid, (threading.Lock(), [0]))
+            entry[1][0] += 1
+        try:
+            with entry[0]:
+                return self._diagnose_incident(iid)
+        finally:
+            with self._diagnosing_lock:
+                entry[1][0] -= 1
+                if not entry[1][0]:
+                    del self._diagnosing[iid]
+
+    def _breaker_metrics(self) -> None:
+        self.metrics.breaker_open.set({"closed": 0.0, "open": 1.0, "half_open": 0.5}[self.breaker.state])
+        if self.breaker.opened > self._breaker_seen:
+            self.metrics.breaker_opened.inc(self.breaker.opened - self._breaker_seen)
+            self._breaker_seen = self.breaker.opened
+
+    def _diagnose_incident(self, iid: int) -> Diagnosis:
         t0 = time.perf_counter()
         with self.store.tx() as c:
             inc = c.execute(select(incidents).where(incidents.c.id == iid)).one()
@@ -376,7 +417,18 @@ class AnalyzerService:
         seen_revision = int(inc.revision)
         onset = _utc(inc.onset) or now()
         start, end = onset - timedelta(minutes=10), min(now(), onset + timedelta(minutes=15))
-        metrics, items = gather_metrics(self.settings.analyzer.prometheus_url, nodes, jobs, start, end)
+        a = self.settings.analyzer
+        metrics, items = gather_metrics(
+            a.prometheus_url,
+            nodes,
+            jobs,
+            start,
+            end,
+            a.prometheus_timeout_s,
+            breaker=self.breaker,
+            budget=a.evidence_budget_s,
+        )
+        self._breaker_metrics()
         job = job_record(metrics, jobs[0]) if jobs else None
         if job:
             nodes = sorted(set(nodes) | set(job["nodes"]))

@@ -7,7 +7,7 @@ BIN=${1:-.venv/bin}
 export HPCMIND_PROMETHEUS__SCRAPE_INTERVAL=${HPCMIND_PROMETHEUS__SCRAPE_INTERVAL:-1s}
 "$BIN/hpcmind" services up || { echo "run-tests: services failed to start" >&2; "$BIN/hpcmind" services down; exit 1; }
 trap '"$BIN/hpcmind" services down >/dev/null' EXIT
-"$BIN/python" -m pytest -q tests
+"$BIN/python" -m pytest -q --durations=15 tests
 rc=$?
 [ "$rc" = 5 ] && { echo "run-tests: no tests collected" >&2; exit 1; }
 exit "$rc"

@@ -36,6 +36,13 @@ class AnalyzerSettings(_Section):
     # how others reach the analyzer (links in annotations, the collector's log ingest); default http://host:port
     public_url: str = ""
     queue_size: int = Field(1000, ge=1)
+    # payloads processed at once: a slow one (a 100k-alert storm, a slow Prometheus) does not hold the next back
+    workers: int = Field(2, ge=1, le=32)
+    # per incident: each Prometheus query's timeout, all of its queries' budget, and how long a Prometheus that timed
+    # out or refused is skipped before one probe query tries again (the breaker)
+    prometheus_timeout_s: float = Field(5.0, gt=0, le=120)
+    evidence_budget_s: float = Field(15.0, gt=0, le=600)
+    prometheus_cooldown_s: float = Field(30.0, ge=0, le=3600)
     # a request body over this is 413 before it is read (a 10,000-alert Alertmanager payload is about 10 MB)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
 

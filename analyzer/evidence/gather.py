@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +16,7 @@ from hpcmind.contract import EvidenceBundle
 
 from ..alertmanager import Alert
 from ..store import Store, log_lines
+from .breaker import Breaker
 from .queries import QUERIES
 
 BEFORE = timedelta(minutes=10)
@@ -71,41 +74,89 @@ def prom_range(client: httpx.Client, base: str, query: str, start: datetime, end
 
 
 def gather_metrics(
-    prom_url: str, nodes: list[str], jobs: list[str], start: datetime, end: datetime, timeout: float = 5.0
+    prom_url: str,
+    nodes: list[str],
+    jobs: list[str],
+    start: datetime,
+    end: datetime,
+    timeout: float = 5.0,
+    *,
+    breaker: Breaker | None = None,
+    budget: float = 15.0,
+    parallel: int = 4,
 ) -> tuple[list[dict[str, Any]], list[EvidenceItem]]:
+    """Every catalogue query for the incident's nodes and jobs, `parallel` at a time, within `budget` seconds in
+    all; what the breaker skips or the budget cuts off is marked `error` with the reason, never silently dropped."""
+    breaker = breaker or Breaker()
+    todo = [
+        (q, q.render(node=ent) if q.scope == "node" else q.render(job=ent))
+        for q in QUERIES
+        for ent in (nodes if q.scope == "node" else jobs)
+    ]
+    s_iso, e_iso = start.isoformat(), end.isoformat()
+
+    def one(name: str, query: str, client: httpx.Client) -> tuple[EvidenceItem, list[dict[str, Any]]]:
+        item = EvidenceItem(name, query, s_iso, e_iso, STEP, "success")
+        ok, why = breaker.allow()
+        if not ok:
+            item.status, item.error = "error", why
+            return item, []
+        try:
+            res = prom_range(client, prom_url, query, start, end)
+        except httpx.TransportError as exc:  # timeout, refused: the source, not the query
+            breaker.failure(type(exc).__name__)
+            item.status, item.error = "error", f"{type(exc).__name__}: {exc}"
+            return item, []
+        except (httpx.HTTPError, RuntimeError) as exc:  # Prometheus answered: this query failed
+            breaker.success()
+            item.status, item.error = "error", f"{type(exc).__name__}: {exc}"
+            return item, []
+        breaker.success()
+        item.series = len(res)
+        item.status = "success" if res else "no_data"
+        series = []
+        for r in res:
+            labels = dict(r["metric"])
+            name_ = labels.pop("__name__", name)
+            vals = [[float(t), float(v)] for t, v in r["values"]]
+            series.append({"name": name_, "labels": labels, "values": vals})
+            item.samples.append({"name": name_, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
+        # keep what a chart would show: the series that moved most, not the first few flat ones
+        item.samples = sorted(item.samples, key=lambda x: -movement(x["values"]))[:SAMPLE_SERIES]
+        return item, series
+
     series: list[dict[str, Any]] = []
     items: list[EvidenceItem] = []
-    with httpx.Client(timeout=timeout) as client:
-        for q in QUERIES:
-            for ent in nodes if q.scope == "node" else jobs:
-                query = q.render(node=ent) if q.scope == "node" else q.render(job=ent)
-                item = EvidenceItem(q.name, query, start.isoformat(), end.isoformat(), STEP, "success")
-                try:
-                    res = prom_range(client, prom_url, query, start, end)
-                except (httpx.HTTPError, RuntimeError) as exc:
-                    item.status, item.error = "error", f"{type(exc).__name__}: {exc}"
-                    items.append(item)
-                    if isinstance(exc, httpx.TransportError):
-                        return series, items + [
-                            EvidenceItem(
-                                q2.name, "", item.start, item.end, STEP, "error", "skipped: Prometheus unreachable"
-                            )
-                            for q2 in QUERIES
-                            if q2.name != q.name
-                        ]
-                    continue
-                item.series = len(res)
-                item.status = "success" if res else "no_data"
+    client = httpx.Client(timeout=timeout)
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="evidence")
+    futures: list[Future[tuple[EvidenceItem, list[dict[str, Any]]]]] = []
+    try:
+        futures = [pool.submit(one, q.name, query, client) for q, query in todo]
+        wait(futures, timeout=budget)
+        for (q, query), f in zip(todo, futures, strict=True):
+            if f.done() and not f.cancelled():
+                item, got = f.result()
                 items.append(item)
-                for r in res:
-                    labels = dict(r["metric"])
-                    name = labels.pop("__name__", q.name)
-                    vals = [[float(t), float(v)] for t, v in r["values"]]
-                    series.append({"name": name, "labels": labels, "values": vals})
-                    item.samples.append({"name": name, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
-                # keep what a chart would show: the series that moved most, not the first few flat ones
-                item.samples = sorted(item.samples, key=lambda x: -movement(x["values"]))[:SAMPLE_SERIES]
+                series += got
+            else:
+                items.append(
+                    EvidenceItem(
+                        q.name, query, s_iso, e_iso, STEP, "error", f"skipped: evidence budget of {budget:g}s spent"
+                    )
+                )
+    finally:
+        # queries still in flight end within their own timeout; their answers are no longer wanted
+        pool.shutdown(wait=False, cancel_futures=True)
+        if all(f.done() for f in futures):
+            client.close()
+        else:
+            threading.Thread(target=_close_after, args=(pool, client), daemon=True).start()
     return series, items
+
+
+def _close_after(pool: ThreadPoolExecutor, client: httpx.Client) -> None:
+    pool.shutdown(wait=True)
+    client.close()
 
 
 def job_record(series: list[dict[str, Any]], job: str) -> dict[str, Any] | None:

@@ -299,7 +299,7 @@ async def _cancel(task: Any) -> None:
 
 
 def test_queue_full_answers_503_with_retry_after(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path, queue_size=1))) as c:
+    with TestClient(create_app(make_settings(tmp_path, queue_size=1, workers=1))) as c:
         rt = c.app.state.runtime  # type: ignore[attr-defined]
         c.portal.call(_cancel, rt.tasks[0])  # the worker is busy elsewhere
         rt.queue.put_nowait(-1)  # and the only slot is taken
@@ -357,7 +357,7 @@ def test_api_docs_load_nothing_from_a_cdn(client: TestClient) -> None:
 def test_a_payload_that_loses_the_last_queue_slot_while_being_stored_is_kept_and_processed(tmp_path: Path) -> None:
     """The full-queue check and the put are apart (the durable insert runs between): another request can take the
     last slot. The stored payload is then answered 200 and processed when the queue has room, never a 500."""
-    with TestClient(create_app(make_settings(tmp_path, queue_size=1))) as c:
+    with TestClient(create_app(make_settings(tmp_path, queue_size=1, workers=1))) as c:
         rt = c.app.state.runtime  # type: ignore[attr-defined]
         c.portal.call(_cancel, rt.tasks[0])
         real_accept = rt.service.accept
@@ -380,4 +380,4 @@ def test_a_payload_that_loses_the_last_queue_slot_while_being_stored_is_kept_and
 async def _start_worker(rt: Any) -> Any:
     import asyncio
 
-    return asyncio.create_task(rt.worker())
+    return asyncio.create_task(rt.worker(False))
