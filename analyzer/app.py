@@ -61,6 +61,9 @@ class FeedbackIn(BaseModel):
     comment: str | None = Field(None, max_length=5000)
 
 
+PROCESS_RETRIES = 5
+
+
 class Runtime:
     """What the lifespan opens and closes: store, service, queue, background tasks."""
 
@@ -77,6 +80,7 @@ class Runtime:
         # request took the last slot while this one was writing): they are answered 200 and queued when there is room
         self.backlog: collections.deque[int] = collections.deque()
         self.tasks: list[asyncio.Task[None]] = []
+        self.failures: dict[int, int] = {}  # payload id -> failed processing attempts
 
     def model_state(self) -> str:
         """not loaded | loading | ready | failed; engines with nothing to load (signatures) are always ready."""
@@ -102,8 +106,15 @@ class Runtime:
             pid = await self.queue.get()
             try:
                 await anyio.to_thread.run_sync(self.service.process, pid)
+                self.failures.pop(pid, None)
             except Exception:
-                log.exception("processing payload %d failed", pid)
+                # a transient store error must not leave an accepted payload for the next restart: try again later
+                n = self.failures[pid] = self.failures.get(pid, 0) + 1
+                if n <= PROCESS_RETRIES:
+                    log.exception("processing payload %d failed (attempt %d), retrying in %ds", pid, n, 5 * n)
+                    asyncio.get_running_loop().call_later(5 * n, self.enqueue, pid)
+                else:
+                    log.exception("processing payload %d failed %d times; it is retried at the next start", pid, n)
             finally:
                 self.queue.task_done()
                 while self.backlog and not self.queue.full():

@@ -262,11 +262,18 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(eng, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions begin below, not in the driver
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a 200 to Alertmanager means the payload is on disk
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(eng, "begin")
+        def _begin(conn: Connection) -> None:
+            # several workers write: a deferred transaction that read before another committed could not write
+            # (SQLITE_BUSY at once, no busy wait); taking the write lock at BEGIN makes them wait their turn
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return eng
     return create_engine(url, pool_pre_ping=True)

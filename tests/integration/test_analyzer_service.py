@@ -18,7 +18,7 @@ import pytest
 from analyzer.alertmanager import AlertmanagerPayload
 from analyzer.rca import SignatureEngine
 from analyzer.service import AnalyzerService
-from analyzer.store import MIGRATIONS, Store
+from analyzer.store import MIGRATIONS, Store, metadata
 from hpcmind.services.catalog import postgres_url
 from hpcmind.settings import Settings, load_settings
 from tests.conftest import ROOT, free_port
@@ -28,16 +28,10 @@ from tests.unit.test_analyzer_app import FAILED, HANG, OTHER, TOKEN, XID, payloa
 def clean_slate(store: Store) -> None:
     """Empty every data table of the shared local PostgreSQL (the schema and store id stay)."""
     with store.tx() as c:
-        for t in (
-            "grafana_outbox",
-            "feedback",
-            "incident_alerts",
-            "incident_entities",
-            "incidents",
-            "log_lines",
-            "payloads",
-        ):
-            c.exec_driver_sql(f"DELETE FROM {t}")
+        for t in reversed(metadata.sorted_tables):  # children before the incidents they reference
+            if t.name in ("schema_version", "store_meta"):
+                continue
+            c.execute(t.delete())
 
 
 @pytest.fixture
