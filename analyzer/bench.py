@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,61 +69,75 @@ def _payload(alerts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"version": "4", "status": "firing", "receiver": "hpcmind-analyzer", "groupKey": "bench", "alerts": alerts}
 
 
-def run(out_dir: Path, nodes: int = 1000, per_node: int = 10, acks: int = 300) -> dict[str, Any]:
+@contextmanager
+def serving(db_dir: str, **env_extra: str) -> Iterator[httpx.Client]:
+    """`hpcmind serve` in its own process (SQLite in `db_dir`, signatures engine, nothing else reachable unless
+    `env_extra` says so), ready; a client with the token."""
     port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    h = {"Authorization": f"Bearer {TOKEN}"}
-    with tempfile.TemporaryDirectory() as d:
-        env = {
-            **os.environ,
-            "HPCMIND_ANALYZER__PORT": str(port),
-            "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
-            "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{d}/bench.db",
-            "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
-            "HPCMIND_ANALYZER__QUEUE_SIZE": "100000",
-            "HPCMIND_ANALYZER__GRAFANA_URL": "http://127.0.0.1:9",
-            # the pipeline's own throughput; the model's cost per diagnosis is measured by `bench rca`
-            "HPCMIND_MODEL__ENGINE": "signatures",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hpcmind", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            with httpx.Client(base_url=base, headers=h, timeout=30) as c:
-                for _ in range(300):
-                    try:
-                        if c.get("/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.1)
-                # 1) ack latency: one alert per POST, one at a time
-                lat = []
-                for i in tqdm(range(acks), desc="ack latency", file=sys.stderr):
-                    t0 = time.perf_counter()
-                    r = c.post("/api/v1/alertmanager", json=_payload([_alert(90000 + i, 0, "GPUXidError")]))
-                    lat.append((time.perf_counter() - t0) * 1000)
-                    assert r.status_code == 200, r.text
-                while c.get("/healthz").json()["queue"]:
+    env = {
+        **os.environ,
+        "HPCMIND_ANALYZER__PORT": str(port),
+        "HPCMIND_ANALYZER__API_TOKEN": TOKEN,
+        "HPCMIND_ANALYZER__DATABASE_URL": f"sqlite:///{db_dir}/bench.db",
+        "HPCMIND_ANALYZER__PROMETHEUS_URL": "http://127.0.0.1:9",
+        "HPCMIND_ANALYZER__QUEUE_SIZE": "100000",
+        "HPCMIND_ANALYZER__GRAFANA_URL": "http://127.0.0.1:9",
+        # the pipeline's own throughput; the model's cost per diagnosis is measured by `bench rca`
+        "HPCMIND_MODEL__ENGINE": "signatures",
+        **env_extra,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpcmind", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120
+        ) as c:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
                     time.sleep(0.1)
-                # 2) the burst: each node's cascade as one notification, 10 alerts each
-                t0 = time.perf_counter()
-                codes: dict[int, int] = {}
-                for n in tqdm(range(nodes), desc="burst", file=sys.stderr):
-                    r = c.post(
-                        "/api/v1/alertmanager",
-                        json=_payload([_alert(n, i, ALERTS[i % len(ALERTS)]) for i in range(per_node)]),
-                    )
-                    codes[r.status_code] = codes.get(r.status_code, 0) + 1
-                sent_s = time.perf_counter() - t0
-                total = nodes * per_node
-                while c.get("/healthz").json()["queue"]:
-                    time.sleep(0.2)
-                burst_s = time.perf_counter() - t0
-                body = c.get("/metrics").text
-                total_inc = c.get("/api/v1/incidents", params={"limit": 1}).json()["total"]
-        finally:
-            proc.terminate()
+            yield c
+    finally:
+        proc.terminate()
+        try:
             proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def run(out_dir: Path, nodes: int = 1000, per_node: int = 10, acks: int = 300) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        with serving(d) as c:
+            # 1) ack latency: one alert per POST, one at a time
+            lat = []
+            for i in tqdm(range(acks), desc="ack latency", file=sys.stderr):
+                t0 = time.perf_counter()
+                r = c.post("/api/v1/alertmanager", json=_payload([_alert(90000 + i, 0, "GPUXidError")]))
+                lat.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200, r.text
+            while c.get("/healthz").json()["queue"]:
+                time.sleep(0.1)
+            # 2) the burst: each node's cascade as one notification, 10 alerts each
+            t0 = time.perf_counter()
+            codes: dict[int, int] = {}
+            for n in tqdm(range(nodes), desc="burst", file=sys.stderr):
+                r = c.post(
+                    "/api/v1/alertmanager",
+                    json=_payload([_alert(n, i, ALERTS[i % len(ALERTS)]) for i in range(per_node)]),
+                )
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            sent_s = time.perf_counter() - t0
+            total = nodes * per_node
+            while c.get("/healthz").json()["queue"]:
+                time.sleep(0.2)
+            burst_s = time.perf_counter() - t0
+            body = c.get("/metrics").text
+            total_inc = c.get("/api/v1/incidents", params={"limit": 1}).json()["total"]
         import sqlite3
 
         con = sqlite3.connect(f"{d}/bench.db")

@@ -119,6 +119,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(col_md(col_run(args.out)))
         return 0
+    if args.target == "isolation":
+        from analyzer.bench_isolation import markdown as iso_md
+        from analyzer.bench_isolation import run as iso_run
+
+        print(iso_md(iso_run(args.out)))
+        return 0
     if args.target == "mcp":
         from analyzer.mcp.bench import markdown as mcp_md
         from analyzer.mcp.bench import run as mcp_run
@@ -272,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--out", type=Path, required=True, metavar="DIR")
     te.add_argument("--adapter", type=Path, default=None, metavar="DIR", help="default: the committed adapter")
     b = add("bench", "run a benchmark and write bench/results/", _cmd_bench)
-    b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "transitnet", "mcp"])
+    b.add_argument("target", choices=["rca", "simulator", "collector", "analyzer", "isolation", "transitnet", "mcp"])
     b.add_argument("--real", type=Path, default=None, metavar="FILE", help="labelled real incidents (JSON Lines)")
     b.add_argument(
         "--split", type=Path, default=Path("data/rca/test.jsonl"), metavar="FILE", help="rca: the held-out split"

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fastapi.testclient import TestClient
 
 from analyzer.app import create_app
+from analyzer.bench_isolation import SlowPrometheus
 from analyzer.evidence.breaker import Breaker
 from analyzer.evidence.gather import gather_metrics
 from analyzer.evidence.queries import QUERIES
@@ -22,47 +19,6 @@ from tests.unit.test_analyzer_app import OTHER, XID, H, make_settings, payload, 
 
 END = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
 START = END - timedelta(minutes=10)
-
-
-class SlowPrometheus:
-    """Answers query_range with no series, after `delay` seconds, or holds queries naming `hold` until released."""
-
-    def __init__(self, delay: float = 0.0, hold: str = "") -> None:
-        self.delay, self.hold = delay, hold
-        self.release = threading.Event()
-        self.queries: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                q = parse_qs(urlparse(self.path).query).get("query", [""])[0]
-                outer.queries.append(q)
-                if outer.hold and outer.hold in q:
-                    outer.release.wait(120)
-                elif outer.delay:
-                    outer.release.wait(outer.delay)
-                body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client gave up (its timeout)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
