@@ -279,12 +279,17 @@ def encoder_card(summary: dict[str, Any]) -> str:
             "**Calibrated abstention.** The top cause is named only when its probability reaches "
             f"{summary['threshold']:.2f},",
             "the threshold with the best fault accuracy whose share of healthy bundles given a cause stays within",
-            f"the budget ({summary['max_false']:.0%}) in each validation source, fitted on validation only: held-out",
-            f"template wordings ({summary['val_corpus_heldout_templates']} bundles) and the simulator's validation",
+            f"the budget ({summary['max_false']:.0%}) in each validation source, fitted on validation only: "
+            + ("validation-half" if summary.get("templates") == "all" else "held-out"),
+            f"template wordings ({summary['val_corpus_heldout_templates']} bundles"
+            + ("; in-sample here: every template was trained on" if summary.get("templates") == "all" else "")
+            + ") and the simulator's validation",
             "split with its no-fault controls. "
             f"At the threshold: fault top-1 {fit.get('fault_top1', 0):.3f}, healthy given a cause "
             f"{fit.get('healthy_false_corpus', fit.get('healthy_false', 0)):.3f} (corpus) / "
-            f"{fit.get('healthy_false_simulator', 0):.3f} (simulator); held-out wordings without abstention "
+            f"{fit.get('healthy_false_simulator', 0):.3f} (simulator); "
+            + ("those" if summary.get("templates") == "all" else "held-out")
+            + " wordings without abstention "
             f"{summary['val_corpus_top1_no_abstention']:.3f}; simulator validation "
             f"{summary.get('val_simulator_top1', 0):.3f}.",
             "",
