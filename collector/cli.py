@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import sys
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
@@ -41,10 +43,14 @@ def parse_follow(specs: list[str]) -> list[FileFollower]:
     return out
 
 
+class Follower(Protocol):
+    def poll(self) -> list[LogRecord]: ...
+
+
 class Collector:
     """Wires one source, the guard, the log shipper and the HTTP endpoint together."""
 
-    def __init__(self, sources: list[Source], shipper: LogShipper | None, followers: list[FileFollower]) -> None:
+    def __init__(self, sources: list[Source], shipper: LogShipper | None, followers: list[Follower]) -> None:
         self.sources = sources
         self.shipper = shipper
         self.followers = followers
@@ -130,12 +136,25 @@ def run_collect(
     bus: str | None,
     follow: list[str],
     slurm_rest: str | None,
+    journal: tuple[bool, list[str], list[str]] = (False, [], []),
 ) -> int:
     if speed <= 0:
         raise UsageError("--speed: must be > 0")
     if len(set(kinds)) != len(kinds):
         raise UsageError("--source: each source at most once")
-    followers = parse_follow(follow)
+    followers: list[Follower] = list(parse_follow(follow))
+    kernel, units, files = journal
+    journal_f = None
+    if kernel or units or files:
+        from .journal import JournalFollower, journal_command
+
+        if not shutil.which("journalctl"):
+            raise UsageError("--journal: journalctl not found (install systemd, or follow a log file with --follow)")
+        for f in files:
+            if not Path(f).exists():
+                raise UsageError(f"--journal-file {f}: no such file or directory")
+        journal_f = JournalFollower(journal_command(units, kernel or not units, files))
+        followers.append(journal_f)
     pub = make_publisher(bus or settings.analyzer.log_bus, settings)
     shipper = LogShipper(pub) if pub is not None else None
     rest = slurm_rest or settings.collector.slurm_rest_url or None
@@ -157,6 +176,8 @@ def run_collect(
     )
     wait_for_stop(stop_on_signals())
     col.stop()
+    if journal_f is not None:
+        journal_f.stop()
     for src in sources:
         stop = getattr(src, "stop", None)
         if callable(stop):

@@ -74,6 +74,7 @@ def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
         bus=args.log_bus,
         follow=args.follow,
         slurm_rest=args.slurm_rest,
+        journal=(args.journal, args.journal_unit, args.journal_file),
     )
 
 
@@ -225,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="GLOB=SOURCE",
         help="tail files, e.g. '/var/spool/slurm/slurm-*.out=job/{jobid}' (repeatable)",
+    )
+    col.add_argument(
+        "--journal", action="store_true", help="ship the systemd journal's kernel messages (node/<host>/kernel)"
+    )
+    col.add_argument(
+        "--journal-unit", action="append", default=[], metavar="UNIT", help="and this unit's, e.g. slurmd (repeatable)"
+    )
+    col.add_argument(
+        "--journal-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="read a journal file or directory (e.g. gathered by systemd-journal-remote) instead of this machine's",
     )
     col.add_argument(
         "--slurm-rest", default=None, metavar="URL", help="slurmrestd: unix:/path.sock or http://host:port"
