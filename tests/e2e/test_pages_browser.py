@@ -5,6 +5,7 @@ anywhere but the analyzer, and the page raises no console errors."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -74,7 +75,15 @@ def _diagnosed(base: str) -> dict[str, Any] | None:
     return items[0] if items and items[0]["root_cause"] else None
 
 
-def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome, analyzer: str) -> None:
+def _shot(driver: webdriver.Chrome, name: str, tmp: Path) -> None:
+    """Screenshots of each page (SCREENSHOTS_DIR=docs/screenshots refreshes the README's)."""
+    for d in (tmp, Path(os.environ["SCREENSHOTS_DIR"]) if os.environ.get("SCREENSHOTS_DIR") else None):
+        if d is not None:
+            d.mkdir(parents=True, exist_ok=True)
+            assert driver.save_screenshot(str(d / f"{name}.png"))
+
+
+def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome, analyzer: str, tmp_path: Path) -> None:
     httpx.post(analyzer + "/api/v1/alertmanager", json=payload(XID), headers=H).raise_for_status()
     deadline = time.monotonic() + WAIT_S
     while (inc := _diagnosed(analyzer)) is None and time.monotonic() < deadline:
@@ -89,6 +98,7 @@ def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome,
     wait.until(lambda d: "/incidents" in d.current_url and "/login" not in d.current_url)
     link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'a[href="/incidents/{inc["id"]}"]'))
     assert "gpu_hardware_fault" in browser.page_source and "GPU 3 on gpu-a012" in browser.page_source
+    _shot(browser, "incident-list", tmp_path)
     link.click()
 
     wait.until(lambda d: d.current_url.endswith(f"/incidents/{inc['id']}"))
@@ -96,6 +106,7 @@ def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome,
     assert "gpu_hardware_fault" in h1
     first = browser.find_element(By.XPATH, "//p[starts-with(normalize-space(.), 'First:')]").text
     assert "gpu-a012" in first
+    _shot(browser, "incident-page", tmp_path)
     Select(browser.find_element(By.NAME, "true_root_cause")).select_by_value("nvlink_error")
     browser.find_element(By.NAME, "comment").send_keys("NVLink errors came first")
     browser.find_element(By.CSS_SELECTOR, 'button[value="wrong"]').click()
@@ -103,6 +114,11 @@ def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome,
     assert "NVLink errors came first" in browser.page_source
     fb = httpx.get(f"{analyzer}/api/v1/incidents/{inc['id']}", headers=H).json()["feedback"]
     assert [(f["correct"], f["true_root_cause"]) for f in fb] == [(False, "nvlink_error")]
+
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Runbook for").click()
+    wait.until(lambda d: "/runbooks/" in d.current_url)
+    assert "gpu_hardware_fault" in browser.page_source
+    _shot(browser, "runbook-page", tmp_path)
 
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
