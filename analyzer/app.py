@@ -22,13 +22,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from hpcmind.contract import EvidenceBundle
 from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
+from hpcmind.taxonomy import root_cause_ids
 
 from .access import AccessGate, Role, check_exposure
 from .access import routes as access_routes
@@ -57,8 +58,14 @@ class LogBatch(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     correct: bool
-    true_root_cause: str | None = None
+    true_root_cause: str | None = Field(None, description="required when correct is false: one of the 18 ids")
     comment: str | None = Field(None, max_length=5000)
+
+    @model_validator(mode="after")
+    def _cause_when_wrong(self) -> FeedbackIn:
+        if not self.correct and self.true_root_cause not in root_cause_ids():
+            raise ValueError("true_root_cause: required when correct is false, and must be a known root-cause id")
+        return self
 
 
 PROCESS_RETRIES = 5
@@ -288,15 +295,21 @@ def create_app(settings: Settings) -> FastAPI:
             rt.service.add_feedback(incident_id, body.correct, body.true_root_cause, body.comment)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        except BadRequest as exc:
-            raise HTTPException(422, str(exc)) from None
+        except BadRequest as exc:  # FeedbackIn already refuses it; kept for the service's own check
+            raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
         return {"status": "recorded"}
 
     @app.post("/api/v1/diagnose", dependencies=[Auth], responses=API_ERRORS)
     def diagnose(bundle: EvidenceBundle, rt: RuntimeDep) -> dict[str, Any]:
         return rt.service.engine.diagnose(bundle).to_json_dict()
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"description": "Prometheus text exposition", "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}
+        },
+    )
     def metrics(rt: RuntimeDep) -> Response:
         rt.metrics.model_ready.set(1.0 if rt.model_state() == "ready" else 0.0)
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -77,6 +78,9 @@ class LogLine(_Lenient):
     ts: str | float | None = None
 
 
+MAX_TS = 32503680000.0  # year 3000 in Unix seconds: beyond it no clock can be shown
+
+
 class MetricSeries(_Lenient):
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -98,6 +102,14 @@ class MetricSeries(_Lenient):
                 [p[0], float(p[1])] if isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[1], str) else p
                 for p in v
             ]
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _timestamps(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for ts, _ in v:
+            if not (math.isfinite(ts) and 0 <= ts < MAX_TS):
+                raise ValueError(f"sample timestamp {ts!r}: expected Unix seconds between 0 and {MAX_TS:.0f}")
         return v
 
 

@@ -19,8 +19,13 @@ TOKEN = "t0ken"
 H = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def make_settings(tmp: Path, grafana_url: str = "http://127.0.0.1:9", **analyzer: Any) -> Settings:
+def make_settings(
+    tmp: Path, grafana_url: str = "http://127.0.0.1:9", engine: str = "signatures", **analyzer: Any
+) -> Settings:
+    """An analyzer on a fresh SQLite store, nothing else reachable; the signature engine unless a test asks for the
+    learned one (loading it on a background thread per app would outlive short tests)."""
     return load_settings(
+        model={"engine": engine},
         analyzer={
             "api_token": TOKEN,
             "database_url": f"sqlite:///{tmp / 'a.db'}",
@@ -28,7 +33,7 @@ def make_settings(tmp: Path, grafana_url: str = "http://127.0.0.1:9", **analyzer
             "grafana_url": grafana_url,
             "grafana_token": "testtoken",
             **analyzer,
-        }
+        },
     )
 
 
@@ -279,7 +284,7 @@ def test_feedback_validation(client: TestClient) -> None:
     bad = client.post(
         f"/api/v1/incidents/{iid}/feedback", json={"correct": False, "true_root_cause": "aliens"}, headers=H
     )
-    assert bad.status_code == 422 and "true_root_cause" in bad.json()["detail"]
+    assert bad.status_code == 422 and "true_root_cause" in str(bad.json()["detail"])
     assert client.post("/api/v1/incidents/999/feedback", json={"correct": True}, headers=H).status_code == 404
     assert client.get(f"/api/v1/incidents/{iid}", headers=H).json()["feedback"][0]["true_root_cause"] == "storage_io"
 

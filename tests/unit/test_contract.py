@@ -42,3 +42,10 @@ def test_errors_name_the_field(data: object, field: str) -> None:
 def test_invalid_json() -> None:
     with pytest.raises(BundleError, match="invalid JSON"):
         parse_bundle_text("{nope")
+
+
+@pytest.mark.parametrize("ts", [6.15e294, -3.0e-05, float("inf")])
+def test_a_sample_time_no_clock_can_show_is_refused_naming_it(ts: float) -> None:
+    with pytest.raises(BundleError, match="sample timestamp"):
+        parse_bundle({"metrics": [{"name": "DCGM_FI_DEV_GPU_TEMP", "values": [[ts, 70.0]]}]})
+    assert parse_bundle({"metrics": [{"name": "x", "values": [[1796234687.2, "NaN"]]}]}).metrics[0].values
