@@ -162,8 +162,13 @@ def refit_threshold(args: argparse.Namespace, out: Path) -> int:
     per_cause = summary.get("per_cause", args.per_cause)
     bundles, y, groups = _validation(args, per_cause, per_cause * 4)
     clf = Classifier.load(out)
-    threshold, stats = fit_threshold(clf.proba(_texts(bundles, "val")), y, clf.labels, args.max_false, groups)
+    probs = clf.proba(_texts(bundles, "val"))
+    threshold, stats = fit_threshold(probs, y, clf.labels, args.max_false, groups)
     summary |= {"threshold": threshold, "val_threshold_fit": stats, "max_false": args.max_false}
+    sim = [i for i, g in enumerate(groups) if g == "simulator"]
+    if sim:  # the simulator figure at the new threshold, as a full run reports it
+        pred = abstain(probs[sim], clf.labels, threshold)
+        summary["val_simulator_top1"] = round(float(np.mean([p == y[i] for p, i in zip(pred, sim, strict=True)])), 4)
     meta |= {"threshold": threshold, "training": summary}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     (out / "encoder" / "MODEL_CARD.md").write_text(encoder_card(summary))
