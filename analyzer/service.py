@@ -392,9 +392,10 @@ class AnalyzerService:
 
     def _breaker_metrics(self) -> None:
         self.metrics.breaker_open.set({"closed": 0.0, "open": 1.0, "half_open": 0.5}[self.breaker.state])
-        if self.breaker.opened > self._breaker_seen:
-            self.metrics.breaker_opened.inc(self.breaker.opened - self._breaker_seen)
-            self._breaker_seen = self.breaker.opened
+        with self._diagnosing_lock:  # two workers must not count one opening twice
+            if self.breaker.opened > self._breaker_seen:
+                self.metrics.breaker_opened.inc(self.breaker.opened - self._breaker_seen)
+                self._breaker_seen = self.breaker.opened
 
     def _diagnose_incident(self, iid: int) -> Diagnosis:
         t0 = time.perf_counter()

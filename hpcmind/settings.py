@@ -43,8 +43,9 @@ class AnalyzerSettings(_Section):
     prometheus_timeout_s: float = Field(5.0, gt=0, le=120)
     evidence_budget_s: float = Field(15.0, gt=0, le=600)
     prometheus_cooldown_s: float = Field(30.0, ge=0, le=3600)
-    # a request body over this is 413 before it is read (a 10,000-alert Alertmanager payload is about 10 MB)
-    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # a request body over this is 413 before it is read: 8 MiB holds an Alertmanager group of ~8,000 alerts; raise
+    # it for larger groups (or set Alertmanager's webhook max_alerts)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
 class LinksSettings(_Section):
