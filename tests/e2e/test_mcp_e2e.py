@@ -81,10 +81,12 @@ def mcp_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
             incident = None
             while time.monotonic() < deadline:
                 mine = [i for i in stack.incidents() if i["culprit"].get("node") == NODE and i["root_cause"]]
+                # both GPUs' series scraped at least twice: query_metrics below asks for a window, not a point
                 scraped = httpx.get(
-                    stack.prometheus + "/api/v1/query", params={"query": f'DCGM_FI_DEV_GPU_UTIL{{Hostname="{NODE}"}}'}
+                    stack.prometheus + "/api/v1/query",
+                    params={"query": f'DCGM_FI_DEV_GPU_UTIL{{Hostname="{NODE}"}}[5m]'},
                 ).json()["data"]["result"]
-                if mine and scraped:
+                if mine and len(scraped) == 2 and all(len(r["values"]) >= 2 for r in scraped):
                     incident = mine[0]["id"]
                     break
                 time.sleep(1)
