@@ -66,6 +66,11 @@ class AccessGate:
         limit = self.a.max_body_bytes
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length.isdigit() and int(length) > limit:
+            # visible to the operator: a refused Alertmanager notification is retried and refused again
+            log.warning(
+                "refused a %s-byte body on %s: over HPCMIND_ANALYZER__MAX_BODY_BYTES=%d (raise it for larger groups)",
+                f"{int(length):,}", path, limit,
+            )  # fmt: skip
             await _json(413, f"request body of {int(length):,} bytes is over the {limit:,}-byte limit")(
                 scope, receive, send
             )
@@ -111,6 +116,9 @@ class AccessGate:
         except _TooLarge:
             if started:
                 raise
+            log.warning(
+                "refused a streamed body on %s: over HPCMIND_ANALYZER__MAX_BODY_BYTES=%d", scope.get("path"), limit
+            )
             await _json(413, f"request body is over the {limit:,}-byte limit")(scope, receive, send)
 
 

@@ -61,12 +61,13 @@ def test_bodies_over_the_limit_are_413_by_length_and_while_streaming(client: Tes
     assert ok.status_code == 200 and ok.json()["root_cause"] == "gpu_hardware_fault"
 
 
-def test_a_10_mb_webhook_is_413_at_the_default_limit(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path))) as c:
+def test_a_10_mb_webhook_is_413_at_the_default_limit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "hpcmind.access"), TestClient(create_app(make_settings(tmp_path))) as c:
         body = b'{"alerts": [' + b" " * (10 * 1024 * 1024) + b"]}"
         r = c.post("/api/v1/alertmanager", content=body, headers={**H, "Content-Type": "application/json"})
         assert r.status_code == 413 and "8,388,608-byte limit" in r.json()["detail"]
         assert c.app.state.runtime.service.pending_payloads() == []  # type: ignore[attr-defined]
+    assert "HPCMIND_ANALYZER__MAX_BODY_BYTES" in caplog.text  # the operator sees why
 
 
 def test_pages_need_a_session_and_the_login_sets_one(client: TestClient) -> None:
