@@ -29,7 +29,6 @@ from starlette.routing import Route
 from hpcmind.contract import EvidenceBundle
 from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
-from hpcmind.taxonomy import root_cause_ids
 
 from .access import AccessGate, Role, check_exposure
 from .access import routes as access_routes
@@ -41,7 +40,7 @@ from .notify.outbox import targets
 from .notify.sender import NotifySender
 from .pages import routes as pages_routes
 from .rca import load_engine
-from .service import AnalyzerService, BadRequest, Metrics, NotFound
+from .service import AnalyzerService, BadRequest, Metrics, NotFound, check_feedback
 from .store import Store
 
 log = logging.getLogger("hpcmind.analyzer")
@@ -63,8 +62,10 @@ class FeedbackIn(BaseModel):
 
     @model_validator(mode="after")
     def _cause_when_wrong(self) -> FeedbackIn:
-        if not self.correct and self.true_root_cause not in root_cause_ids():
-            raise ValueError("true_root_cause: required when correct is false, and must be a known root-cause id")
+        try:
+            check_feedback(self.correct, self.true_root_cause)
+        except BadRequest as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

@@ -593,8 +593,7 @@ class AnalyzerService:
         }
 
     def add_feedback(self, iid: int, correct: bool, true_root_cause: str | None, comment: str | None) -> None:
-        if not correct and true_root_cause not in root_cause_ids():
-            raise BadRequest("true_root_cause: required when correct is false, and must be a known root-cause id")
+        check_feedback(correct, true_root_cause)
         with self.store.tx() as c:
             if c.execute(select(incidents.c.id).where(incidents.c.id == iid)).first() is None:
                 raise NotFound(f"incident {iid} not found")
@@ -603,6 +602,12 @@ class AnalyzerService:
                     incident_id=iid, correct=correct, true_root_cause=true_root_cause, comment=comment, created_at=now()
                 )
             )
+
+
+def check_feedback(correct: bool, true_root_cause: str | None) -> None:
+    """A "wrong" needs the true cause, one of the known ids (the API model, the pages and MCP all ask this)."""
+    if not correct and true_root_cause not in root_cause_ids():
+        raise BadRequest("true_root_cause: required when correct is false, and must be a known root-cause id")
 
 
 def enqueue_annotation(c: Connection, iid: int) -> None:
