@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 from sqlalchemy import ColumnElement, and_, not_, or_, select
 
-from hpcmind.contract import EvidenceBundle
+from hpcmind.contract import EvidenceBundle, MetricSeries
 
 from ..alertmanager import Alert
+from ..rca.metric_rules import metric_hits
 from ..store import Store, log_lines
 from .breaker import Breaker
 from .queries import QUERIES
@@ -44,6 +45,14 @@ def downsample(values: list[list[float]], most: int) -> list[list[float]]:
     k = math.ceil(len(finite) / most)
     out = finite[::k]
     return out if out[-1] is finite[-1] else [*out, finite[-1]]
+
+
+def chart_samples(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SAMPLE_SERIES series a chart should show: first those a metric rule reads as a finding (an OOM-kill
+    counter's single step is small beside a busy host's pressure counters), then those that moved most."""
+    flagged = {h.series for h in metric_hits([MetricSeries.model_validate(s) for s in series])}
+    order = sorted(range(len(series)), key=lambda i: (i not in flagged, -movement(series[i]["values"])))
+    return [{**series[i], "values": downsample(series[i]["values"], SAMPLE_POINTS)} for i in order[:SAMPLE_SERIES]]
 
 
 @dataclass
@@ -120,9 +129,7 @@ def gather_metrics(
             name_ = labels.pop("__name__", name)
             vals = [[float(t), float(v)] for t, v in r["values"]]
             series.append({"name": name_, "labels": labels, "values": vals})
-            item.samples.append({"name": name_, "labels": labels, "values": downsample(vals, SAMPLE_POINTS)})
-        # keep what a chart would show: the series that moved most, not the first few flat ones
-        item.samples = sorted(item.samples, key=lambda x: -movement(x["values"]))[:SAMPLE_SERIES]
+        item.samples = chart_samples(series)
         return item, series
 
     series: list[dict[str, Any]] = []

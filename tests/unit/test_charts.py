@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from analyzer.evidence.gather import downsample
+from analyzer.evidence.gather import SAMPLE_SERIES, chart_samples, downsample
 from analyzer.pages.charts import HEIGHT, MAX_CHARTS, MAX_LINES, WIDTH, charts, fmt
 
 pytestmark = pytest.mark.unit
@@ -72,6 +72,22 @@ def test_downsample_keeps_the_last_point_and_drops_what_json_cannot_hold() -> No
     out = downsample(vals, 120)
     assert len(out) <= 121 and out[-1] == [999.0, 999.0] and out[0] == [0.0, 0.0]
     assert downsample([[0.0, math.nan], [1.0, 2.0]], 120) == [[1.0, 2.0]]
+
+
+def test_a_finding_is_charted_even_beside_busier_series() -> None:
+    # a host with three OOM kills before the window: one more is a 25 % step, less than pressure counters move
+    ts = [float(t) for t in range(0, 600, 15)]
+    busy = [
+        {"name": f"node_pressure_{k}_seconds_total", "labels": {"instance": "n1:9100"},
+         "values": [[t, 1.0 + t * (i + 1)] for t in ts]}
+        for i, k in enumerate(["cpu_waiting", "io_waiting", "io_stalled", "memory_waiting", "irq_stalled"] * 2)
+    ]  # fmt: skip
+    oom = {"name": "node_vmstat_oom_kill", "labels": {"instance": "n1:9100"},
+           "values": [[t, 3.0 if t < 300 else 4.0] for t in ts]}  # fmt: skip
+    out = chart_samples([*busy, oom])
+    assert len(out) == SAMPLE_SERIES and out[0]["name"] == "node_vmstat_oom_kill"
+    flat = {**oom, "values": [[t, 3.0] for t in ts]}  # no kill in the window: nothing to show
+    assert "node_vmstat_oom_kill" not in [s["name"] for s in chart_samples([*busy, flat])]
 
 
 def test_the_incident_page_draws_the_charts() -> None:
