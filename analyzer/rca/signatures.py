@@ -133,6 +133,9 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("gloo-pair-timeout", "collective_hang", 8, r"Application timeout caused pair closure", 0),
     ("collective-hang-words", "collective_hang", 5, r"collective (?:hang|hung|stuck)|training (?:is )?(?:hang|hung|stuck|frozen)|all GPUs? (?:of .* )?(?:idle|at 0)|job (?:hang|hung|stuck)|\bhangs? (?:at|in|during|forever)|(?:stuck|hangs?|hanging) (?:at|in) (?:all_?reduce|barrier|all_?gather|broadcast)", _I),
     ("dist-backend-error", "collective_hang", 3, r"DistBackendError|ProcessGroupNCCL", 0),
+    # Horovod's stall inspector and the XLA/JAX coordination service: ranks that never reached the same collective
+    ("horovod-stall", "collective_hang", 10, r"submitted to be reduced, gathered or broadcast(?:ed)? by subset of ranks|is stalled for longer than \d+ seconds\. Will shutdown", 0),
+    ("xla-barrier-timeout", "collective_hang", 8, r"Barrier timed out\. Id:", 0),
     ("flight-recorder", "collective_hang", 2, r"FlightRecorder|TORCH_NCCL_TRACE_BUFFER_SIZE", 0),
     # ---- rendezvous_failure ------------------------------------------------------------------------
     ("socket-failed-listen", "rendezvous_failure", 11, r"server socket has failed to (?:listen|bind)|Address already in use|errno: 98\b", _I),
@@ -208,6 +211,7 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("nccl-env", "environment_error", 7, r"Bootstrap : no socket interface found|NCCL_SOCKET_IFNAME set to \S+ but|no matching interface|Error while creating shared memory segment|failed to extend /dev/shm|NCCL version mismatch", _I),
     # verbs can't pin memory: the locked-memory limit (ulimit -l) of the container or login, not the fabric
     ("rdma-memlock", "environment_error", 9, r"ibv_(?:reg_mr\w*|create_cq|create_qp)\(?\)? failed(?: with error|:)? *Cannot allocate memory|Failed to register memory: Cannot allocate memory", _I),
+    ("mpi-daemon-start", "environment_error", 8, r"ORTE was unable to reliably start one or more daemons|(?:ORTE|PRTE) daemon has unexpectedly failed after launch", 0),
     ("cuda-home", "environment_error", 6, r"CUDA_HOME (?:environment variable )?is not set|CUDA_HOME does not exist|nvcc: not found|No CUDA runtime is found", _I),
     # ---- walltime_exceeded -------------------------------------------------------------------------
     ("slurm-time-limit", "walltime_exceeded", 13, r"DUE TO TIME LIMIT", 0),
@@ -223,8 +227,10 @@ _ROWS: list[tuple[str, str, float, str, int]] = [
     ("kernel-panic", "node_failure", 11, r"Kernel panic|kernel BUG at|Machine Check Exception|\bmce: \[Hardware Error\]", _I),
     ("node-not-responding", "node_failure", 8, r"Nodes? \S+ not responding|slurmd not responding|Reason=Not responding|not responding, setting DOWN|Killing JobId=\d+ on failed node", _I),
     ("node-down", "node_failure", 7, r"\bnode (?:is )?down\b|NodeDown|node unreachable|host (?:is )?down|lost contact", _I),
-    ("mpi-lost-daemon", "node_failure", 9, r"(?:ORTE|PRTE|PRRTE) has lost communication with (?:a )?remote daemon", _I),
+    ("mpi-lost-daemon", "node_failure", 9, r"(?:ORTE|PRTE|PRRTE) has lost communication with (?:(?:a )?remote daemon|its daemon located on node)", _I),
     ("ray-node-died", "node_failure", 10, r"NodeDiedError|marked dead because the detector has missed too many heartbeats", _I),
+    # a peer stopped heartbeating (XLA/JAX coordination service): a symptom of whatever killed it, weak alone
+    ("task-heartbeat-lost", "node_failure", 5, r"heartbeat timeout\. This indicates that the remote task has failed|stopped sending heartbeats\)|coordinator detected missing heartbeats", 0),
     ("node-comm-failure", "node_failure", 6, r"Communication connection failure|Task launch for \S+ failed on node", _I),
     ("kill-task-failed", "node_failure", 5, r"Kill task failed|STEPD TERMINATED", _I),
     ("k8s-node-not-ready", "node_failure", 9, r"\bNodeNotReady\b|node\.kubernetes\.io/(?:unreachable|not-ready)|Node is not ready", 0),

@@ -32,6 +32,24 @@ CASES: list[tuple[str, list[str]]] = [
         ],
     ),
     ("collective_hang", ["RuntimeError: Rank 1 failed to pass monitoredBarrier in 1800000 ms"]),
+    # wordings of analyzer/corpus/catalog/templates.yaml (Horovod, XLA, Open MPI sources), not of an incident
+    (
+        "collective_hang",
+        [
+            "[2026-03-02 10:00:00.000: W horovod/common/stall_inspector.cc:105] One or more tensors were "
+            "submitted to be reduced, gathered or broadcasted by subset of ranks and are waiting for "
+            "remainder of ranks for more than 60 seconds."
+        ],
+    ),
+    (
+        "collective_hang",
+        [
+            "jaxlib.xla_extension.XlaRuntimeError: DEADLINE_EXCEEDED: Barrier timed out. Id: step_9::0.",
+            "UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):",
+        ],
+    ),
+    ("node_failure", ["ORTE has lost communication with its daemon located on node: hostname: node07"]),
+    ("environment_error", ["ORTE was unable to reliably start one or more daemons."]),
     (
         "rendezvous_failure",
         [
