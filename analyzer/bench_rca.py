@@ -45,7 +45,8 @@ class Labelled:
         if str(predicted) == want:
             return True
         got = str(predicted)
-        return key == "gpu" and ":" in got and any(bus_key(a) == bus_key(got) for a in self.aliases.get(key, []))
+        names = [want, *self.aliases.get(key, [])]  # a label may itself be a bus id
+        return key == "gpu" and ":" in got and any(":" in a and bus_key(a) == bus_key(got) for a in names)
 
 
 def load_labelled(path: Path) -> list[Labelled]:

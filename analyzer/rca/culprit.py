@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hpcmind.contract import Culprit, EvidenceBundle
+from hpcmind.contract import Culprit, EvidenceBundle, LogLine
 
 from .findings import MAX_LINES, Finding
 from .focus import JOB_LABELS, SOURCE_JOB, SOURCE_NODE
@@ -36,6 +36,8 @@ _LINE_JOB = [
     re.compile(r"\bSTEP (\d+)\.\w+ ON\b"),
     re.compile(r"\bStepId=(\d+)"),
     re.compile(r"\bJobId=(\d+)"),
+    re.compile(r"\bJobEnvironment\(job_id=(\d+)"),  # submitit's job environment
+    re.compile(r"\bRequeued job (\d+)"),  # submitit on preemption or timeout
 ]
 _LINE_GPU = [
     re.compile(r"\bGPU (\d{1,2})(?:;| has a total capacity)"),
@@ -47,6 +49,10 @@ GPU_SCOPED = frozenset({"gpu_hardware_fault", "gpu_memory_error", "nvlink_error"
 # nvidia-smi's table gives a GPU two rows: "|   3  NVIDIA A100 ... |" then "| N/A   92C    P0 ... |"
 _SMI_TABLE_INDEX = re.compile(r"^\|\s+(\d{1,2})\s+\S")
 _LINE_PCI = re.compile(r"\bGPU (?:at )?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})")
+# the driver prints one message over several `NVRM:` lines; the GPU's address is on the first
+_NVRM_CONTINUED = re.compile(r"^\s+NVRM: ")
+# NCCL's prefix `host:pid:tid [dev]`: the CUDA device of the process that logged the line
+_NCCL_DEV = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?[A-Za-z][\w.-]*:\d+:\d+ \[(\d{1,2})\]")
 
 
 def _first(values: Sequence[str | None]) -> str | None:
@@ -82,6 +88,10 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         nodes += [m[1] for rx in _LINE_NODE if (m := rx.search(line))]
         jobs += [m[1] for rx in _LINE_JOB if (m := rx.search(line))]
         gpus += [_gpu_from_line(line, host_of_source(src), ids)]
+        if _NVRM_CONTINUED.match(line) and 0 < f.order <= len(scanned):
+            gpus += [_gpu_from_line(e.line, host_of_source(src), ids) for e in _message_head(scanned, f.order - 1)]
+        if f.cause in GPU_SCOPED and (m := _NCCL_DEV.match(line)):
+            gpus.append(m[1])
         if f.signature == "smi-table-hot" and 0 < f.order <= len(scanned):
             gpus += [m[1] if (m := _SMI_TABLE_INDEX.match(scanned[f.order - 1].line)) else None]
         if f.cause in GPU_SCOPED and (r := rank_of(f.source, f.line)) is not None:
@@ -94,6 +104,8 @@ def locate(bundle: EvidenceBundle, support: Sequence[Finding]) -> Culprit:
         nodes += _nodes_in_job_lines(bundle, _first(jobs))
     if support and _first(nodes) and not _first(jobs):
         jobs.append(_job_on_node(bundle, str(_first(nodes))))
+    if support and not _first(jobs):
+        jobs.append(_job_of_sources(bundle, {f.source for f in support if f.source}))
     # a bus address nothing translated is a last resort: an index named by other evidence is what operators use
     # and the rank's local_rank (torchrun's CUDA device) is a guess that comes after the address
     gpu = (
@@ -132,6 +144,23 @@ def _job_on_node(bundle: EvidenceBundle, node: str) -> str | None:
     for series in bundle.metrics:
         if host_of(series.labels) == node:
             found.update(v for k in JOB_LABELS if (v := series.labels.get(k)))
+    return found.pop() if len(found) == 1 else None
+
+
+def _message_head(scanned: Sequence[LogLine], i: int) -> list[LogLine]:
+    """The earlier lines of the driver message that line `i` continues, nearest first (at most 4 back)."""
+    out: list[LogLine] = []
+    for j in range(i - 1, max(-1, i - 5), -1):
+        out.append(scanned[j])
+        if not _NVRM_CONTINUED.match(scanned[j].line):
+            break
+    return out
+
+
+def _job_of_sources(bundle: EvidenceBundle, sources: set[str]) -> str | None:
+    """The one job id the streams behind the diagnosis name (a launcher's log: submitit's `Requeued job 42`).
+    A stream naming two or more jobs (a controller's log) does not say which one failed."""
+    found = {m[1] for e in bundle.logs if e.source in sources for rx in _LINE_JOB if (m := rx.search(e.line))}
     return found.pop() if len(found) == 1 else None
 
 

@@ -124,3 +124,47 @@ def test_the_one_job_whose_lines_name_the_failed_node_is_the_culprit_job() -> No
     # two jobs on the node: the evidence does not say which one the link took down
     both = [*logs, {"source": "job/168363", "line": "srun: error: dgx005: task 1: Exited with exit code 1"}]
     assert ENGINE.diagnose(parse_bundle({"logs": both})).culprit.job is None
+
+
+def test_a_driver_message_over_several_lines_names_its_gpu_on_the_first() -> None:
+    # nvidia.ko prints "fallen off the bus" as one printk over three NVRM: lines; the address is on the first
+    logs = [
+        {"source": "node/g12/kernel", "line": "[  912.004211] NVRM: The NVIDIA GPU 0000:3b:00.0"},
+        {"source": "node/g12/kernel", "line": "               NVRM: (PCI ID: 10de:20b2) installed in this system has"},
+        {
+            "source": "node/g12/kernel",
+            "line": "               NVRM: fallen off the bus and is not responding to commands.",
+        },
+    ]
+    d = ENGINE.diagnose(parse_bundle({"logs": logs}))
+    assert d.root_cause == "gpu_hardware_fault"
+    assert d.culprit.gpu is not None and bus_key(d.culprit.gpu) == "3b:00"
+
+
+def test_nccl_s_device_field_names_the_gpu_of_a_gpu_scoped_root_line() -> None:
+    logs = [
+        {"source": "job/77", "line": "gpu-a03:4411:4520 [1] NCCL INFO Channel 00 : 1[1b000] -> 2[3d000] via P2P/IPC"},
+        {"source": "job/77", "line": "gpu-a03:4412:4412 [2] misc/utils.cc:120 NCCL WARN Cuda failure 'out of memory'"},
+    ]
+    d = ENGINE.diagnose(parse_bundle({"logs": logs}))
+    assert (d.root_cause, d.culprit.gpu, d.culprit.node) == ("gpu_oom", "2", "gpu-a03")
+    # a fabric fault on the same prefix is not the GPU's: no device is named for it
+    ib = "gpu-a03:4412:4600 [2] NCCL WARN NET/IB : mlx5_1:1 async fatal event: port error"
+    d = ENGINE.diagnose(parse_bundle({"logs": [{"source": "job/77", "line": ib}]}))
+    assert d.root_cause == "network_fabric" and d.culprit.gpu is None
+
+
+def test_submitit_names_the_job_it_requeues() -> None:
+    logs = [
+        {"source": "submitit", "line": "submitit WARNING (2026-03-02 10:00:01,100) - Caught signal SIGUSR2 on "
+                                       "cn14: this job is preempted."},
+        {"source": "submitit", "line": "submitit INFO (2026-03-02 10:00:01,140) - Requeued job 4410 (2 remaining "
+                                       "timeouts)"},
+    ]  # fmt: skip
+    d = ENGINE.diagnose(parse_bundle({"logs": logs}))
+    assert (d.root_cause, d.culprit.node, d.culprit.job) == ("preemption", "cn14", "4410")
+
+
+def test_a_bus_id_label_is_named_by_the_same_bus_in_another_form() -> None:
+    item = Labelled("x", "gpu_hardware_fault", parse_bundle({"logs": [{"line": "x"}]}), {"gpu": "0000:3b:00.0"})
+    assert item.names("gpu", "PCI:0000:3b:00") and not item.names("gpu", "PCI:0000:3c:00")
