@@ -33,6 +33,7 @@ from hpcmind.settings import Settings
 from .access import AccessGate, Role, check_exposure
 from .access import routes as access_routes
 from .access.session import role_of_bearer
+from .actions.service import ActionError, ActionNotFound
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
 from .intake import LogLineIn
@@ -67,6 +68,22 @@ class FeedbackIn(BaseModel):
         except BadRequest as exc:
             raise ValueError(str(exc)) from None
         return self
+
+
+class ActionIn(BaseModel):
+    """An operator's own action: in approve and auto it runs now (within the breaker), in dry-run it is recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["drain", "resume", "requeue"]
+    target: str = Field(min_length=1, max_length=200, pattern=r"^[\w.\-\[\],]+$", description="node name or job id")
+    incident_id: int | None = Field(None, ge=1, le=MAX_ID)
+    reason: str = Field("", max_length=200)
+    by: str = Field("api", min_length=1, max_length=100, description="who asks (the audit log's requested_by)")
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field("api", min_length=1, max_length=100, description="who decides (the audit log's decided_by)")
 
 
 PROCESS_RETRIES = 5
@@ -165,6 +182,9 @@ API_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "request body over HPCMIND_ANALYZER__MAX_BODY_BYTES", "content": _DETAIL},
 }
 MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "no such incident", "content": _DETAIL}}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "actions are off, or the action is not awaiting approval", "content": _DETAIL}
+}
 BUSY: dict[int | str, dict[str, Any]] = {
     503: {"description": "queue full: retry after the Retry-After seconds", "content": _DETAIL}
 }
@@ -299,6 +319,39 @@ def create_app(settings: Settings) -> FastAPI:
         except BadRequest as exc:  # FeedbackIn already refuses it; kept for the service's own check
             raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
         return {"status": "recorded"}
+
+    @app.get("/api/v1/actions", dependencies=[Auth], responses=API_ERRORS)
+    def list_actions(
+        rt: RuntimeDep,
+        state: Literal["dry_run", "awaiting_approval", "done", "refused", "failed", "rejected"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        return {"mode": rt.service.actions.mode, "actions": rt.service.actions.recent(limit, state)}
+
+    @app.post("/api/v1/actions", dependencies=[Auth], responses={**API_ERRORS, **MISSING, **REFUSED})
+    def post_action(body: ActionIn, rt: RuntimeDep) -> dict[str, Any]:
+        svc = rt.service.actions
+        try:
+            aid = svc.request(body.kind, body.target, body.by, body.incident_id, body.reason)
+        except ActionNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ActionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return svc.get(aid)
+
+    @app.post(
+        "/api/v1/actions/{action_id}/{decision}", dependencies=[Auth], responses={**API_ERRORS, **MISSING, **REFUSED}
+    )
+    def decide_action(
+        action_id: IncidentId, decision: Literal["approve", "reject"], rt: RuntimeDep, body: DecisionIn | None = None
+    ) -> dict[str, Any]:
+        svc, by = rt.service.actions, (body.by if body else "api")
+        try:
+            return svc.approve(action_id, by) if decision == "approve" else svc.reject(action_id, by)
+        except ActionNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ActionError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.post("/api/v1/diagnose", dependencies=[Auth], responses=API_ERRORS)
     def diagnose(bundle: EvidenceBundle, rt: RuntimeDep) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hpcmind.contract import Diagnosis
 from hpcmind.settings import Settings
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
+from .actions.service import ActionService
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.breaker import Breaker
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
@@ -121,6 +122,7 @@ class AnalyzerService:
         self._record_lock = threading.Lock()
         self._diagnosing: dict[int, tuple[threading.Lock, list[int]]] = {}  # lock and its users, per incident
         self._diagnosing_lock = threading.Lock()
+        self.actions = ActionService(settings, store, self.metrics.registry)
 
     # ---------------------------------------------------------------- intake
     def accept(self, payload: AlertmanagerPayload) -> int:
@@ -492,6 +494,10 @@ class AnalyzerService:
         self.metrics.latency.observe(time.perf_counter() - t0)
         if first:
             self.metrics.incidents.labels(d.root_cause).inc()
+        try:  # a Slurm action that cannot run is recorded as failed; it never undoes the diagnosis
+            self.actions.after_diagnosis(iid, d)
+        except Exception:
+            log.exception("incident %d: proposing actions failed", iid)
         log.info("incident %d: %s (%.2f) %s", iid, d.root_cause, d.confidence, d.summary)
         return d
 
@@ -581,6 +587,7 @@ class AnalyzerService:
             ],
             "timeline": timeline(alerts, [dict(h._mapping) for h in history], _iso),
             "grafana_annotation_id": r.grafana_annotation_id,
+            "actions": self.actions.for_incident(iid),
             "feedback": [
                 {
                     "correct": f.correct,

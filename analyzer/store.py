@@ -176,6 +176,29 @@ diagnoses = Table(
 )
 
 
+# the actions log (drain, resume, requeue through Slurm): what was proposed, decided and done, and why a breaker or an
+# operator refused; one row per incident, kind and target, so a re-diagnosis never acts twice
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id")),  # none: an operator's own request (resume)
+    Column("kind", String(16), nullable=False),  # drain | resume | requeue
+    Column("target", String(200), nullable=False),  # a node name or a job id
+    Column("reason", String(300), nullable=False),
+    Column("mode", String(16), nullable=False),  # the actions mode it was proposed under
+    # dry_run | awaiting_approval | done | refused | failed | rejected
+    Column("state", String(24), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("requested_by", String(100), nullable=False),
+    Column("decided_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    UniqueConstraint("incident_id", "kind", "target", name="uq_action_incident_kind_target"),
+    Index("ix_actions_state", "state", "kind", "decided_at"),
+)
+
+
 store_meta = Table(
     "store_meta",
     metadata,
@@ -241,6 +264,11 @@ def _v6(conn: Connection) -> None:
         )
 
 
+def _v7(conn: Connection) -> None:
+    """The actions log (drain, resume, requeue)."""
+    metadata.create_all(conn, tables=[actions])
+
+
 # Append-only: each step moves the schema one version forward.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
@@ -249,6 +277,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    (7, _v7),
 ]
 
 

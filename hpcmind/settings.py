@@ -166,6 +166,27 @@ class McpSettings(_Section):
     max_log_bytes: int = Field(1_000_000, ge=1000)
 
 
+class ActionsSettings(_Section):
+    """Node drain/resume and job requeue through Slurm after a diagnosis (README: "Actions through Slurm").
+
+    off       nothing is proposed or done (the default)
+    dry-run   what would be done, and whether the breaker would allow it, is recorded; Slurm is not touched
+    approve   actions wait for an operator (API, incident page, MCP write tool) and run when approved
+    auto      actions run at once, within the breaker"""
+
+    mode: Literal["off", "dry-run", "approve", "auto"] = "off"
+    # the breaker: never more than this share of the cluster's nodes unavailable (drained or down) after a drain,
+    # never more than `max_drains` drains in `window_s`, never the last available node of a partition
+    max_drain_share: float = Field(0.10, gt=0, le=1)
+    max_drains: int = Field(2, ge=0)
+    window_s: float = Field(3600.0, gt=0)
+    keep_last_node: bool = True
+    # Slurm's own CLI (22.05's slurmrestd, openapi v0.0.38, cannot update nodes); empty slurm_conf: Slurm's default
+    scontrol: str = "scontrol"
+    slurm_conf: str = ""
+    timeout_s: float = Field(20.0, gt=0, le=300)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -189,6 +210,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = McpSettings()
     links: LinksSettings = LinksSettings()
     notify: NotifySettings = NotifySettings()
+    actions: ActionsSettings = ActionsSettings()
 
     @model_validator(mode="after")
     def _derived_addresses(self) -> Settings:

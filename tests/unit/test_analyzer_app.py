@@ -386,3 +386,16 @@ async def _start_worker(rt: Any) -> Any:
     import asyncio
 
     return asyncio.create_task(rt.worker(False))
+
+
+def test_actions_api_refuses_while_off_and_validates_its_input(client: TestClient) -> None:
+    got = client.get("/api/v1/actions", headers=H).json()
+    assert got == {"mode": "off", "actions": []}
+    r = client.post("/api/v1/actions", json={"kind": "drain", "target": "gpu-a012"}, headers=H)
+    assert r.status_code == 409 and "HPCMIND_ACTIONS__MODE=off" in r.json()["detail"]
+    bad = client.post("/api/v1/actions", json={"kind": "reboot", "target": "gpu-a012"}, headers=H)
+    assert bad.status_code == 422 and "kind" in str(bad.json()["detail"])
+    bad = client.post("/api/v1/actions", json={"kind": "drain", "target": "a b; rm -rf /"}, headers=H)
+    assert bad.status_code == 422  # a target is a node name or job id: never shell or scontrol syntax
+    assert client.post("/api/v1/actions/7/approve", headers=H).status_code == 404
+    assert client.post("/api/v1/actions/7/approve").status_code == 401
