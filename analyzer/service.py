@@ -22,6 +22,8 @@ from .actions.service import ActionService
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.breaker import Breaker
 from .evidence.gather import build_bundle, gather_logs, gather_metrics, items_json, job_record
+from .fleet import history as fleet
+from .fleet import store as fleet_store
 from .notify.events import Kind
 from .notify.outbox import enqueue_event
 from .rca import DiagnosisEngine
@@ -452,7 +454,19 @@ class AnalyzerService:
             }
         )
         first = inc.root_cause is None
+        # fleet memory: the unit's earlier incidents may escalate, corroborate or re-attribute this one
+        event = fleet.Event(iid, onset, d.root_cause, d.culprit.node, d.culprit.gpu, d.culprit.job,
+                            fleet_store.xids_of(bundle))  # fmt: skip
         with self.store.tx() as c:
+            past = fleet_store.past_events(c, event.node, onset)
+        found = fleet.evaluate(event, past)
+        d = fleet.apply(d, found)
+        diagnosis_json = {
+            **d.to_json_dict(),
+            "history": {"conclusions": [x.to_json() for x in found], "units": fleet.unit_summary(event, past)},
+        }
+        with self.store.tx() as c:
+            fleet_store.record(c, fleet.Event(iid, onset, d.root_cause, event.node, event.gpu, event.job, event.xids))
             c.execute(
                 update(incidents)
                 .where(incidents.c.id == iid)
@@ -463,7 +477,7 @@ class AnalyzerService:
                     gpu=d.culprit.gpu,
                     job=d.culprit.job,
                     summary=d.summary,
-                    diagnosis=as_json(d.to_json_dict()),
+                    diagnosis=as_json(diagnosis_json),
                     evidence=as_json(items_json(items)),
                     updated_at=now(),
                     # an alert that joined while this ran leaves the incident pending: it is diagnosed again

@@ -199,6 +199,21 @@ actions = Table(
 )
 
 
+# fleet memory: each diagnosed incident as an event on its node and GPU (the latest diagnosis; one row per incident)
+unit_events = Table(
+    "unit_events",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("cause", String(64), nullable=False),
+    Column("node", String(200)),
+    Column("gpu", String(64)),
+    Column("job", String(64)),
+    Column("xids", JSON, nullable=False),
+    Index("ix_unit_events_node", "node", "at"),
+)
+
+
 store_meta = Table(
     "store_meta",
     metadata,
@@ -269,6 +284,20 @@ def _v7(conn: Connection) -> None:
     metadata.create_all(conn, tables=[actions])
 
 
+def _v8(conn: Connection) -> None:
+    """Fleet memory; incidents diagnosed before this version become events of their node and GPU."""
+    metadata.create_all(conn, tables=[unit_events])
+    have = set(conn.execute(select(unit_events.c.incident_id)).scalars())
+    for r in conn.execute(select(incidents).where(incidents.c.root_cause.is_not(None))).all():
+        if r.id in have:
+            continue
+        conn.execute(
+            unit_events.insert().values(
+                incident_id=r.id, at=r.onset, cause=r.root_cause, node=r.node, gpu=r.gpu, job=r.job, xids=[]
+            )
+        )
+
+
 # Append-only: each step moves the schema one version forward.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
@@ -278,6 +307,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _v5),
     (6, _v6),
     (7, _v7),
+    (8, _v8),
 ]
 
 
