@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from hpcmind.settings import AnalyzerSettings, LinksSettings
 from hpcmind.taxonomy import root_cause_ids, root_causes
 
-from ..access.session import COOKIE, csrf_ok, csrf_token, role_of_bearer
+from ..access.session import COOKIE, Role, csrf_ok, csrf_token, role_of_bearer, role_of_cookie
 from .views import incident_view, list_row
 
 _env = Environment(
@@ -95,6 +95,35 @@ def router(links: LinksSettings, a: AnalyzerSettings) -> APIRouter:
         except BadRequest as exc:
             raise HTTPException(422, str(exc)) from None
         return RedirectResponse(f"/incidents/{incident_id}#feedback", status_code=303)
+
+    @r.post("/incidents/{incident_id}/actions/{action_id}")
+    def incident_action(
+        incident_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+        action_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+        request: Request,
+        decision: Annotated[Literal["approve", "reject"], Form()],
+        csrf: Annotated[str, Form(max_length=128)] = "",
+    ) -> Response:
+        """The page's approve/reject buttons: only an admin (the API token's session) decides a Slurm action."""
+        from ..actions.service import ActionError, ActionNotFound
+
+        cookie = request.cookies.get(COOKIE, "")
+        bearer = role_of_bearer(request.headers.get("authorization", ""), a)
+        role = bearer or role_of_cookie(cookie, a)
+        if role is not Role.admin:
+            raise HTTPException(403, "deciding a Slurm action needs the API token: log in with it at /login")
+        if bearer is None and not csrf_ok(cookie, csrf, a):
+            raise HTTPException(403, "the form token is missing or stale: reload the incident page and try again")
+        svc = request.app.state.runtime.service.actions
+        try:
+            if svc.get(action_id)["incident_id"] != incident_id:
+                raise ActionNotFound(f"incident {incident_id} has no action {action_id}")
+            (svc.approve if decision == "approve" else svc.reject)(action_id, f"page ({role.value})")
+        except ActionNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ActionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/incidents/{incident_id}#actions", status_code=303)
 
     @r.get("/favicon.ico")
     def favicon() -> Response:

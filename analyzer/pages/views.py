@@ -137,6 +137,9 @@ def incident_view(inc: dict[str, Any], links: Any, now: datetime | None = None) 
         ],
         "runbook": f"/runbooks/{quote(inc['root_cause'])}" if inc.get("root_cause") else "",
         "feedback": inc.get("feedback") or [],
+        "history": (d.get("history") or {}).get("units") or [],
+        "conclusions": (d.get("history") or {}).get("conclusions") or [],
+        "actions": inc.get("actions") or [],
         "grafana": grafana_links(links.grafana, inc.get("culprit") or {}, inc.get("onset"), inc.get("resolved_at")),
         "silences": [
             {"alertname": a["alertname"], "url": silence_link(links.alertmanager, a)}

@@ -170,3 +170,38 @@ def test_feedback_buttons_post_with_the_pages_form_token(tmp_path: Path) -> None
             browser.post(url, data={"verdict": "right"}, follow_redirects=False).status_code == 401
         )  # no session at all
         assert browser.post("/incidents/999/feedback", data={"verdict": "right"}, headers=H).status_code == 404
+
+
+def test_slurm_actions_and_history_on_the_page_only_an_admin_decides(tmp_path: Path) -> None:
+    from hpcmind.settings import ActionsSettings
+
+    s = make_settings(tmp_path, viewer_token="v1ewer")
+    # approve mode, no Slurm on this machine's PATH for the test: the action waits, and cannot run
+    s.actions = ActionsSettings(mode="approve", scontrol=str(tmp_path / "no-scontrol"), max_drain_share=1.0)
+    with TestClient(create_app(s)) as browser:
+        hw = next(i for i in _two_incidents(browser) if i["root_cause"] == "gpu_hardware_fault")
+        (drain,) = [a for a in browser.get(f"/api/v1/incidents/{hw['id']}", headers=H).json()["actions"]
+                    if a["kind"] == "drain"]  # fmt: skip
+        assert drain["state"] == "awaiting_approval" and "cannot read the cluster" in drain["detail"]
+        url = f"/incidents/{hw['id']}/actions/{drain['id']}"
+        browser.post("/login", data={"token": "v1ewer", "next": "/"})
+        page = browser.get(f"/incidents/{hw['id']}").text
+        assert "Slurm actions" in page and f"drain <code>{drain['target']}</code>" in page and 'value="approve"' in page
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf
+        viewer = browser.post(url, data={"decision": "approve", "csrf": csrf[1]}, follow_redirects=False)
+        assert viewer.status_code == 403 and "API token" in viewer.text
+        browser.post("/login", data={"token": s.analyzer.api_token.get_secret_value(), "next": "/"})
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', browser.get(f"/incidents/{hw['id']}").text)
+        assert csrf
+        assert browser.post(url, data={"decision": "approve"}, follow_redirects=False).status_code == 403
+        busy = browser.post(url, data={"decision": "approve", "csrf": csrf[1]}, follow_redirects=False)
+        assert busy.status_code == 409 and "sinfo: not found" in busy.text  # it keeps waiting
+        ok = browser.post(url, data={"decision": "reject", "csrf": csrf[1]}, follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"].endswith("#actions")
+        got = browser.get("/api/v1/actions", headers=H).json()
+        assert got["mode"] == "approve" and {a["state"] for a in got["actions"] if a["id"] == drain["id"]} == {
+            "rejected"
+        }
+        wrong = f"/incidents/{hw['id'] + 1000}/actions/{drain['id']}"
+        assert browser.post(wrong, data={"decision": "reject"}, headers=H).status_code == 404
