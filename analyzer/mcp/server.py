@@ -256,6 +256,23 @@ def build_server(settings: Settings, service: Callable[[], AnalyzerService]) -> 
                 raise ToolError(str(exc)) from None
             return _result({"status": "recorded"}, f"feedback recorded on incident {incident_id}")
 
+        @mcp.tool(annotations=WRITE)
+        async def decide_action(
+            action_id: Annotated[int, Field(ge=1, description="an action of get_incident's `actions`")],
+            decision: Literal["approve", "reject"],
+            by: Annotated[str, Field(min_length=1, max_length=100, description="who decides, for the audit")],
+        ) -> Annotated[CallToolResult, dict[str, Any]]:
+            """Approve or reject a Slurm action (drain, resume, requeue) awaiting approval; the breaker applies."""
+            from ..actions.service import ActionError, ActionNotFound
+
+            acts = service().actions
+            try:
+                fn = acts.approve if decision == "approve" else acts.reject
+                row = await anyio.to_thread.run_sync(lambda: fn(action_id, f"mcp: {by}"))
+            except (ActionNotFound, ActionError) as exc:
+                raise ToolError(f"action_id: {exc}") from None
+            return _result(row, f"action {action_id} ({row['kind']} {row['target']}): {row['state']}: {row['detail']}")
+
     @mcp.resource("incident://{id}", mime_type="application/json")
     async def incident_resource(id: str) -> str:
         """An incident as JSON."""

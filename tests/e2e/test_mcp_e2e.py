@@ -250,6 +250,8 @@ def test_write_tools_exist_only_when_enabled(mcp_stack: McpStack, settings: Sett
             tools = {t.name: t for t in (await c.list_tools()).tools}
             bad = await c.call_tool("submit_feedback", {"incident_id": mcp_stack.incident, "correct": False})
             ok = await c.call_tool("submit_feedback", {"incident_id": mcp_stack.incident, "correct": True})
+            act = await c.call_tool("decide_action", {"action_id": 424242, "decision": "approve", "by": "assistant"})
+            assert act.is_error and "no action 424242" in act.content[0].text
             return tools, bad, ok
 
     tools, bad, ok = anyio.run(main)
