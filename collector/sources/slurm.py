@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -139,6 +140,14 @@ def node_state(state: str, flags: Iterable[str] = ()) -> str:
     return s
 
 
+_GRES_GPU = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs in a node's gres string: 'gpu:4', 'gpu:h100:8(S:0-1)', 'gpu:a100:2,gpu:v100:2,shard:8' (shards are not)."""
+    return sum(int(m[1]) for m in _GRES_GPU.finditer(gres))
+
+
 def job_info_labels(j: dict[str, Any]) -> dict[str, str]:
     gres = ",".join(j.get("gres_detail") or [])
     return {
@@ -169,6 +178,8 @@ def slurm_families(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> I
     nl = [label_string({"node": n["name"], "status": st}) for n, st in zip(nodes, states, strict=True)]
     fb.add("slurm_node_cpu_alloc", nl, np.array([float(n.get("alloc_cpus", 0)) for n in nodes]))
     fb.add("slurm_node_cpu_total", nl, np.array([float(n.get("cpus", 0)) for n in nodes]))
+    # the GPUs Slurm schedules on each node (its gres): what an absent GPU is measured against
+    fb.add("hpcmind_slurm_node_gpus", nl, np.array([float(gres_gpus(str(n.get("gres") or ""))) for n in nodes]))
     jl = [label_string(job_info_labels(j)) for j in jobs]
     fb.add("hpcmind_slurm_job_info", jl, np.ones(len(jobs)))
     return fb.families()

@@ -294,3 +294,14 @@ def test_bench_collector_writes_results(tmp_path: Path) -> None:
     r = saved["results"][0]
     assert r["gpus"] == 16 and r["ours"]["bytes"] > 1000 and r["naive"]["bytes"] > 1000
     assert "speedup_p50" in r
+
+
+def test_the_gpus_slurm_schedules_per_node_from_its_gres() -> None:
+    from collector.sources.slurm import gres_gpus, slurm_families
+
+    assert [gres_gpus(g) for g in ("gpu:4", "gpu:h100:8(S:0-1)", "gpu:a100:2,gpu:v100:2,shard:8", "", "mps:100")] == [
+        4, 8, 4, 0, 0,
+    ]  # fmt: skip
+    nodes = [{"name": "g1", "state": "mixed", "gres": "gpu:h100:8(S:0-1)"}, {"name": "c1", "state": "idle"}]
+    fam = {m.name: m for m in slurm_families([], nodes)}["hpcmind_slurm_node_gpus"]
+    assert {s.labels["node"]: s.value for s in fam.samples} == {"g1": 8.0, "c1": 0.0}
