@@ -689,9 +689,22 @@ class FaultPlanner:
                 "block: [0,0,0], thread: [5,0,0] Assertion `t >= 0 && t < n_classes` failed.",
             ],
             "index": ["IndexError: index 4096 is out of bounds for dimension 0 with size 4096"],
+            # scheduled only (not in the random mix): the driver's Xid 13 on the job's GPU, the app's bad access
+            "xid13": ["RuntimeError: CUDA error: an illegal memory access was encountered"],
         }[c.variant]
+        rank = 0
+        if c.variant == "xid13":
+            mine = [g for g in job.gpus.tolist() if sim.topo.gpu_node[g] == c.node]
+            g = c.gpu if c.gpu in mine else (mine[0] if mine else c.gpu)
+            if g is not None:
+                pci = sim.topo.gpu_pci[g]
+                sim.klog(
+                    c.t, c.node, logfmt.xid_line(self.rng, pci, 13, self.pid(), "python", int(sim.topo.gpu_index[g]))
+                )
+                sim.xid[g], sim.xid_code[g] = 13, 13
+                rank = self.rank_of(job, g)
         for ln in logfmt.traceback_head(self.rng, "train.py") + errs:
-            sim.log(c.t, self.rank_src(job, 0), ln)
+            sim.log(c.t, self.rank_src(job, rank), ln)
         self.crash(c, 3, watchdog=False)
 
     def _environment_error(self, c: Ctx) -> None:
