@@ -404,9 +404,14 @@ class FaultPlanner:
         sim, g = self.sim, c.gpu
         assert g is not None
         node, pci = c.node, sim.topo.gpu_pci[g]
-        code = {"xid79": 79, "xid119": 119, "xid62": 62}[c.variant]
-        sim.klog(c.t, node, logfmt.xid_line(self.rng, pci, code, self.pid(), "python", int(sim.topo.gpu_index[g])))
-        if code == 79:
+        # "silent" (scheduled only): the GPU drops out of DCGM with no driver line at all, as on nodes whose kernel
+        # log is not collected; what shows it is the absence (GPUMissing) and the job's own CUDA error
+        code = {"xid79": 79, "xid119": 119, "xid62": 62, "silent": 79}[c.variant]
+        if c.variant != "silent":
+            sim.klog(c.t, node, logfmt.xid_line(self.rng, pci, code, self.pid(), "python", int(sim.topo.gpu_index[g])))
+        if c.variant == "silent":
+            sim.gpu_lost[g] = True
+        elif code == 79:
             sim.gpu_lost[g] = True
             sim.klog(c.t + 0.01, node, f"NVRM: GPU {pci.replace('PCI:', '')}.0: GPU has fallen off the bus.")
             sim.klog(
@@ -432,7 +437,8 @@ class FaultPlanner:
                 "CUDA kernel errors might be asynchronously reported at some "
                 "other API call, so the stacktrace below might be incorrect.",
             )
-        self.crash(c, 30, drain=f"Xid {code} on GPU {int(sim.topo.gpu_index[g])}")
+        drain = None if c.variant == "silent" else f"Xid {code} on GPU {int(sim.topo.gpu_index[g])}"
+        self.crash(c, 30, drain=drain)
 
     def _gpu_memory_error(self, c: Ctx) -> None:
         sim, g = self.sim, c.gpu

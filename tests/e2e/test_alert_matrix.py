@@ -60,15 +60,18 @@ RUN = int(time.time()) % 90
 TAG = "".join(chr(ord("a") + int(d)) for d in f"{RUN:02d}")
 
 
-def scenario(k: int, cause: str | None) -> dict[str, Any]:
+# beyond the matrix: a GPU that drops out of DCGM with no driver line; only its absence shows (GPUMissing)
+SILENT = len(CAUSES) + 1
+
+
+def scenario(k: int, cause: str | None, variant: str | None = None) -> dict[str, Any]:
     mix = {"inference": 1.0} if cause == "inference_overload" else {"training": 1.0}
     faults: dict[str, Any] = {"random": {"enabled": False, "confounders_per_hour": 30}, "cascade_scale": 0.8}
+    variant = variant or VARIANT.get(cause or "")
     if cause:
-        faults["scheduled"] = [
-            {"at": FAULT_AT, "root_cause": cause, **({"variant": VARIANT[cause]} if cause in VARIANT else {})}
-        ]
+        faults["scheduled"] = [{"at": FAULT_AT, "root_cause": cause, **({"variant": variant} if variant else {})}]
     return {
-        "name": f"e2e-{cause or 'control'}",
+        "name": f"e2e-{cause or 'control'}{'-' + variant if variant else ''}",
         "seed": 100 + k,
         "tick_seconds": SPEED,
         "cluster": {
@@ -125,6 +128,10 @@ def received(settings: Settings) -> list[dict[str, Any]]:
     sources = [
         SimulatorSource(parse_scenario(scenario(k, c)), speed=SPEED, name=f"sim-{c or 'control'}")
         for k, c in enumerate([*CAUSES, None])
+    ] + [
+        SimulatorSource(
+            parse_scenario(scenario(SILENT, "gpu_hardware_fault", "silent")), speed=SPEED, name="sim-silent"
+        )
     ]
     srv = MetricsServer(GuardedCollector(sources).collect, port=0)
     srv.start()
@@ -136,7 +143,9 @@ def received(settings: Settings) -> list[dict[str, Any]]:
     try:
         while time.monotonic() < t_fault + DEADLINE:
             seen = {(owner(a), a["labels"]["alertname"]) for a in got}
-            if all((k, name) in seen for k, c in enumerate(CAUSES) for name in EXPECTED[c]):
+            if all((k, name) in seen for k, c in enumerate(CAUSES) for name in EXPECTED[c]) and (
+                (SILENT, "GPUMissing") in seen
+            ):
                 time.sleep(5)  # a little longer, so the control run gets the same chance to misbehave
                 break
             time.sleep(1)
@@ -166,3 +175,9 @@ def test_control_run_raises_nothing(received: list[dict[str, Any]]) -> None:
     control = len(CAUSES)
     assert [a["labels"] for a in received if owner(a) == control] == []
     assert all(owner(a) is not None for a in received), [a["labels"] for a in received if owner(a) is None]
+
+
+def test_a_gpu_gone_without_a_line_raises_the_absence_alert_naming_node_and_gpu(received: list[dict[str, Any]]) -> None:
+    missing = [a["labels"] for a in received if owner(a) == SILENT and a["labels"]["alertname"] == "GPUMissing"]
+    assert missing, f"no GPUMissing: {sorted({a['labels']['alertname'] for a in received if owner(a) == SILENT})}"
+    assert all(lb["Hostname"].startswith(f"m{SILENT:02d}") and lb["gpu"].isdigit() for lb in missing), missing

@@ -58,3 +58,17 @@ def test_repeat_xids_on_one_gpu_across_jobs_escalate_and_spread_ones_do_not(name
         assert found[0].distinct == 3 and found[0].unit.endswith(f"on {got[0][0]['culprit']['node']}")
     else:
         assert found == [] and third.root_cause == "software_error"
+
+
+def test_a_gpu_that_vanishes_without_a_line_is_named_by_its_absence(tmp_path: Path) -> None:
+    sc = load_scenario(FLEET / "silent-gpu.yaml")
+    sim = Simulation(sc)
+    with RunWriter(sim, tmp_path) as w:
+        sim.run(sc.duration or 0, on_tick=w.tick)
+    run = Run.load(tmp_path)
+    (truth,) = run.truth
+    bundle = parse_bundle(bundle_for_truth(run, truth))
+    assert not any("NVRM" in e.line or "Xid" in e.line for e in bundle.logs)  # no driver line at all
+    d = SignatureEngine().diagnose(bundle)
+    assert d.root_cause == truth["root_cause"] == "gpu_hardware_fault"
+    assert (d.culprit.node, d.culprit.gpu) == (truth["culprit"]["node"], truth["culprit"]["gpu"]), d.evidence
