@@ -161,6 +161,13 @@ def build_server(settings: Settings, service: Callable[[], AnalyzerService]) -> 
             f"incident {id} ({inc['state']}): {inc.get('root_cause') or 'undiagnosed'} at {inc.get('culprit')}\n"
             f"{inc.get('summary') or ''}\nwhat to do: " + "; ".join(d.get("remediation", [])) + f"\npage: {inc['url']}"
         )
+        hist = d.get("history") or {}
+        seen = [c["message"] for c in hist.get("conclusions", [])] + list(hist.get("units", []))
+        if seen:  # fleet memory: what this GPU and node went through before
+            text += "\nhistory: " + "; ".join(seen)
+        waiting = [a for a in inc.get("actions", []) if a["state"] == "awaiting_approval"]
+        if waiting:
+            text += "\nawaiting approval: " + "; ".join(f"action {a['id']} {a['kind']} {a['target']}" for a in waiting)
         return _result(inc, text)
 
     @mcp.tool(annotations=READ_PROMETHEUS)
