@@ -81,11 +81,6 @@ class ActionIn(BaseModel):
     by: str = Field("api", min_length=1, max_length=100, description="who asks (the audit log's requested_by)")
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    by: str = Field("api", min_length=1, max_length=100, description="who decides (the audit log's decided_by)")
-
-
 PROCESS_RETRIES = 5
 
 
@@ -343,9 +338,14 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/v1/actions/{action_id}/{decision}", dependencies=[Auth], responses={**API_ERRORS, **MISSING, **REFUSED}
     )
     def decide_action(
-        action_id: IncidentId, decision: Literal["approve", "reject"], rt: RuntimeDep, body: DecisionIn | None = None
+        action_id: IncidentId,
+        decision: Literal["approve", "reject"],
+        rt: RuntimeDep,
+        by: Annotated[
+            str, Query(min_length=1, max_length=100, description="who decides (the audit's decided_by)")
+        ] = "api",
     ) -> dict[str, Any]:
-        svc, by = rt.service.actions, (body.by if body else "api")
+        svc = rt.service.actions
         try:
             return svc.approve(action_id, by) if decision == "approve" else svc.reject(action_id, by)
         except ActionNotFound as exc:

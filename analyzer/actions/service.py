@@ -99,8 +99,8 @@ class ActionService:
             ):
                 raise ActionNotFound(f"no incident {incident}")
         text = reason_text(incident, "operator request", reason) if kind == "drain" else reason or f"requested by {by}"
-        aid = self._insert(incident, kind, target, text, by, allow_repeat=True)
-        if aid is None:  # allow_repeat raises on a duplicate instead
+        aid = self._insert(incident, kind, target, text, by, operator=True)
+        if aid is None:  # an operator's duplicate raises instead
             raise ActionError(f"{kind} {target}: not recorded")
         if self.mode == "dry-run":
             self._preview(aid)
@@ -109,7 +109,7 @@ class ActionService:
         return aid
 
     def _propose(self, iid: int, kind: Kind, target: str, reason: str, by: str) -> int | None:
-        aid = self._insert(iid, kind, target, reason, by, allow_repeat=False)
+        aid = self._insert(iid, kind, target, reason, by, operator=False)
         if aid is None:
             return None
         if self.mode == "auto":
@@ -118,18 +118,18 @@ class ActionService:
             self._preview(aid)
         return aid
 
-    def _insert(
-        self, iid: int | None, kind: str, target: str, reason: str, by: str, *, allow_repeat: bool
-    ) -> int | None:
+    def _insert(self, iid: int | None, kind: str, target: str, reason: str, by: str, *, operator: bool) -> int | None:
+        """A new row, or None for a proposal the incident already has. An operator's request naming an incident
+        that already has it is refused; one naming none may repeat (a node resumed twice in a week)."""
         with self.store.tx() as c:
-            if not allow_repeat or iid is not None:
+            if not operator or iid is not None:
                 dup = c.execute(
                     select(actions.c.id).where(
                         and_(actions.c.incident_id == iid, actions.c.kind == kind, actions.c.target == target)
                     )
                 ).first()
                 if dup is not None:
-                    if allow_repeat:
+                    if operator:
                         raise ActionError(f"incident {iid} already has action {dup.id} ({kind} {target})")
                     return None
             r = c.execute(
@@ -217,6 +217,8 @@ class ActionService:
                         and_(actions.c.incident_id == row["incident_id"], actions.c.kind == "drain")
                     )
                 ).first()
+            if drain is not None and drain.state == "dry_run":  # what dry-run would do: both, in this order
+                return Verdict(True, f"requeue job {row['target']} after the drain of {drain.target}")
             if drain is not None and drain.state != "done":
                 return Verdict(False, f"the drain of {drain.target} is {drain.state}: requeue after it is drained")
             return check(kind, row["target"], {}, 0, self.limits)

@@ -132,7 +132,7 @@ def test_dry_run_records_what_it_would_do_and_touches_nothing(
     acts = _by_kind(_diagnose(svc, node, job))
     assert {a["state"] for a in acts.values()} == {"dry_run"}
     assert acts["drain"]["detail"] == f"would run: drain {node}"
-    assert acts["requeue"]["detail"].startswith("would be refused: the drain of")
+    assert acts["requeue"]["detail"] == f"would run: requeue job {job} after the drain of {node}"
     assert "DRAIN" not in _node(slurm_env, node)["State"]
     assert _job(slurm_env, job)["JobState"] == "RUNNING"
 
