@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -39,6 +40,7 @@ from .store import (
     log_lines,
     now,
     payloads,
+    utc,
 )
 from .timeline import timeline
 
@@ -96,12 +98,6 @@ class Metrics:
         )
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 class AnalyzerService:
     def __init__(
         self,
@@ -146,7 +142,7 @@ class AnalyzerService:
         rows = []
         for ln in lines:
             ts = datetime.fromisoformat(ln["ts"].replace("Z", "+00:00")) if ln.get("ts") else now()
-            rows.append({"id": ln["id"], "ts": _utc(ts), "source": ln.get("source") or "unknown", "line": ln["line"]})
+            rows.append({"id": ln["id"], "ts": utc(ts), "source": ln.get("source") or "unknown", "line": ln["line"]})
         if not rows:
             return 0
         dialect = self.store.engine.dialect.name
@@ -256,20 +252,20 @@ class AnalyzerService:
             select(incident_alerts).where(
                 and_(
                     incident_alerts.c.fingerprint == alert.fingerprint,
-                    incident_alerts.c.starts_at == _utc(alert.startsAt),
+                    incident_alerts.c.starts_at == utc(alert.startsAt),
                 )
             )
         ).first()
 
     def _record_alert(self, c: Connection, alert: Alert) -> int | None:
-        starts = _utc(alert.startsAt)
+        starts = utc(alert.startsAt)
         existing = self._stored_alert(c, alert)
         if existing is not None:
             if alert.resolved and existing.status != "resolved":
                 c.execute(
                     update(incident_alerts)
                     .where(incident_alerts.c.id == existing.id)
-                    .values(status="resolved", ends_at=_utc(alert.endsAt))
+                    .values(status="resolved", ends_at=utc(alert.endsAt))
                 )
                 if self._maybe_resolve(c, existing.incident_id):
                     enqueue_annotation(c, int(existing.incident_id))
@@ -296,7 +292,7 @@ class AnalyzerService:
             "nodes": sorted(set(inc.entities["nodes"]) | set(alert.hosts)),
             "jobs": sorted(set(inc.entities["jobs"]) | ({alert.job} if alert.job else set())),
         }
-        onset = min(_utc(inc.onset) or starts, starts)  # type: ignore[type-var]
+        onset = min(utc(inc.onset) or starts, starts)
         c.execute(
             update(incidents)
             .where(incidents.c.id == iid)
@@ -310,7 +306,7 @@ class AnalyzerService:
 
     def _correlate(self, c: Connection, alert: Alert) -> int | None:
         """An open incident of the same cluster sharing a node or a job, begun within the window."""
-        starts = _utc(alert.startsAt)
+        starts = utc(alert.startsAt)
         assert starts is not None
         keys = [and_(incident_entities.c.kind == "node", incident_entities.c.value == h) for h in alert.hosts]
         if alert.job:
@@ -325,7 +321,7 @@ class AnalyzerService:
         ).all()
         best: tuple[timedelta, int] | None = None
         for r in rows:
-            onset = _utc(r.onset)
+            onset = utc(r.onset)
             gap = abs(starts - onset) if onset is not None else CORRELATION_WINDOW
             if gap > CORRELATION_WINDOW:
                 continue
@@ -352,7 +348,7 @@ class AnalyzerService:
             incidents.insert().values(
                 cluster=alert.cluster,
                 state="open",
-                onset=_utc(alert.startsAt),
+                onset=utc(alert.startsAt),
                 entities={"nodes": [], "jobs": []},
                 created_at=t,
                 updated_at=t,
@@ -376,7 +372,7 @@ class AnalyzerService:
             c.execute(
                 update(incidents)
                 .where(incidents.c.id == iid)
-                .values(state="resolved", resolved_at=_utc(end) or now(), updated_at=now())
+                .values(state="resolved", resolved_at=utc(end) or now(), updated_at=now())
             )
             return True
         return False
@@ -420,7 +416,7 @@ class AnalyzerService:
         )
         nodes, jobs = list(inc.entities["nodes"]), list(inc.entities["jobs"])
         seen_revision = int(inc.revision)
-        onset = _utc(inc.onset) or now()
+        onset = utc(inc.onset) or now()
         start, end = onset - timedelta(minutes=10), min(now(), onset + timedelta(minutes=15))
         a = self.settings.analyzer
         metrics, items = gather_metrics(
@@ -466,7 +462,7 @@ class AnalyzerService:
             "history": {"conclusions": [x.to_json() for x in found], "units": fleet.unit_summary(event, past)},
         }
         with self.store.tx() as c:
-            fleet_store.record(c, fleet.Event(iid, onset, d.root_cause, event.node, event.gpu, event.job, event.xids))
+            fleet_store.record(c, dataclasses.replace(event, cause=d.root_cause))
             c.execute(
                 update(incidents)
                 .where(incidents.c.id == iid)
@@ -529,7 +525,7 @@ class AnalyzerService:
     ) -> dict[str, Any]:
         conds = []
         if since is not None:
-            conds.append(incidents.c.onset >= _utc(since))
+            conds.append(incidents.c.onset >= utc(since))
         if state:
             conds.append(incidents.c.state == state)
         if root_cause:
@@ -643,5 +639,5 @@ def enqueue_annotation(c: Connection, iid: int) -> None:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    d = _utc(dt)
+    d = utc(dt)
     return d.isoformat().replace("+00:00", "Z") if d else None

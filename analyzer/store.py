@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -313,6 +313,17 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def utc(dt: datetime) -> datetime: ...
+@overload
+def utc(dt: None) -> None: ...
+def utc(dt: datetime | None) -> datetime | None:
+    """A stored time with its zone (SQLite hands back naive UTC datetimes)."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def make_engine(url: str) -> Engine:

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.engine import Connection
 
 from hpcmind.contract import Diagnosis
 from hpcmind.settings import Settings
@@ -254,12 +253,10 @@ class ActionService:
             raise ActionNotFound(f"no action {aid}")
         return _row(r._mapping)
 
-    def for_incident(self, iid: int, c: Connection | None = None) -> list[dict[str, Any]]:
+    def for_incident(self, iid: int) -> list[dict[str, Any]]:
         q = select(actions).where(actions.c.incident_id == iid).order_by(actions.c.id)
-        if c is not None:
+        with self.store.tx() as c:
             return [_row(r._mapping) for r in c.execute(q).all()]
-        with self.store.tx() as c2:
-            return [_row(r._mapping) for r in c2.execute(q).all()]
 
     def recent(self, limit: int = 100, state: str | None = None) -> list[dict[str, Any]]:
         q = select(actions).order_by(actions.c.id.desc()).limit(limit)

@@ -63,12 +63,18 @@ def _xid_cause(code: int, description: str, immediate: str) -> str | None:
     return None  # application-caused engine exceptions and informational codes name no cluster fault
 
 
+@cache
+def xid_rows() -> tuple[dict[str, str], ...]:
+    """NVIDIA's Xid catalogue (`xid_catalog.csv`): code, mnemonic, description, immediate and investigatory
+    resolution, one dict per code."""
+    with (CATALOG / "xid_catalog.csv").open() as f:
+        return tuple(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
 def xid_templates() -> list[Template]:
     """One kernel line per catalogued Xid that names a cause, in the driver's print format (kernel_rc.c)."""
     out = []
-    with (CATALOG / "xid_catalog.csv").open() as f:
-        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
-    for r in rows:
+    for r in xid_rows():
         code = int(r["code"])
         cause = _xid_cause(code, r["description"], r["immediate_resolution"])
         desc = r["description"].split(" / ")[0].strip()

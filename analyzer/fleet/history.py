@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,8 +14,9 @@ import yaml
 from hpcmind.contract import Alternative, Diagnosis
 from hpcmind.taxonomy import root_cause_ids
 
+from ..corpus.catalog import xid_rows
+
 RULES = Path(__file__).with_name("rules.yaml")
-XID_CATALOG = Path(__file__).parents[1] / "corpus" / "catalog" / "xid_catalog.csv"
 LEVELS = ("reset", "drain", "rma")
 Scope = Literal["gpu", "node"]
 
@@ -81,9 +81,8 @@ class Conclusion:
 
 @cache
 def xid_buckets() -> dict[int, str]:
-    with XID_CATALOG.open() as f:
-        rows = [r for r in csv.reader(f) if r and r[0].isdigit()]
-    return {int(r[0]): r[3] for r in rows}
+    """Each catalogued Xid's immediate resolution (RESTART_APP, RESET_GPU, ...)."""
+    return {int(r["code"]): r["immediate_resolution"] for r in xid_rows()}
 
 
 def xid_bucket(code: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, select
 from sqlalchemy.engine import Connection
@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from hpcmind.contract import EvidenceBundle
 
 from ..rca.xid import parse_xids
-from ..store import unit_events
+from ..store import unit_events, utc
 from .history import Event
 
 LOOKBACK = timedelta(days=30)  # the widest rule window and the page's history
@@ -32,10 +32,6 @@ def xids_of(bundle: EvidenceBundle) -> tuple[int, ...]:
     return tuple(sorted(codes))
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def past_events(c: Connection, node: str | None, before: datetime) -> list[Event]:
     if not node:
         return []
@@ -44,7 +40,7 @@ def past_events(c: Connection, node: str | None, before: datetime) -> list[Event
             and_(unit_events.c.node == node, unit_events.c.at >= before - LOOKBACK, unit_events.c.at <= before)
         )
     ).all()
-    return [Event(r.incident_id, _utc(r.at), r.cause, r.node, r.gpu, r.job, tuple(r.xids or ())) for r in rows]
+    return [Event(r.incident_id, utc(r.at), r.cause, r.node, r.gpu, r.job, tuple(r.xids or ())) for r in rows]
 
 
 def record(c: Connection, e: Event) -> None:
