@@ -120,6 +120,18 @@ def exit_signal(exit_code: str | None) -> int | None:
     return None
 
 
+_CLOCK = re.compile(r"\s*(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)\s*")
+
+
+def clock_seconds(v: str | None) -> int | None:
+    """Slurm's [D-]HH:MM:SS (or MM:SS) as seconds; None for UNLIMITED, empty or unreadable."""
+    m = _CLOCK.fullmatch(v or "")
+    if m is None:
+        return None
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
 def job_facts(job: JobEvidence | None) -> list[str]:
     if job is None:
         return []

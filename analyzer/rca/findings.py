@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass, field
 
-from hpcmind.contract import EvidenceBundle, LogLine
+from hpcmind.contract import EvidenceBundle, JobEvidence, LogLine
 from hpcmind.taxonomy import root_cause_ids
 
+from .facts import clock_seconds, exit_signal
 from .focus import focus, kernel_jobs
 from .log_checks import LOG_CHECKS
 from .metric_rules import host_of, metric_hits
@@ -43,6 +45,7 @@ JOB_STATES: dict[str, tuple[str, float]] = {
     "DEADLINE": ("walltime_exceeded", 6),
     "FAILED": ("software_error", 2),
 }
+LIMIT_SLACK_S = 60  # Slurm checks limits every 30 s (its timer) and the kill takes KillWait
 JOB_REASONS: dict[str, tuple[str, float]] = {
     "outofmemory": ("host_oom", 9),
     "timelimit": ("walltime_exceeded", 9),
@@ -168,22 +171,51 @@ def job_findings(bundle: EvidenceBundle) -> list[Finding]:
         out.append(Finding(cause, w, f"job-reason-{reason}", desc, -1, "job"))
     if job.exit_code in ("0:125", "125:0"):
         out.append(Finding("host_oom", 6, "job-exit-oom-marker", desc, -1, "job"))
+    if state in ("", "FAILED") and exit_signal(job.exit_code) == signal.SIGTERM and job.time_limit:
+        # Slurm ends a job at its limit with SIGTERM (then SIGKILL after KillWait); a job that died on SIGTERM with a
+        # limit set and no TIMEOUT word was most likely the limit (a scancel says CANCELLED, a preemption PREEMPTED)
+        ran, limit = clock_seconds(job.elapsed), clock_seconds(job.time_limit)
+        at_limit = ran is not None and limit is not None and ran >= limit - LIMIT_SLACK_S
+        if ran is None or at_limit:
+            out.append(Finding("walltime_exceeded", 9 if at_limit else 5, "job-sigterm-at-limit", desc, -1, "job"))
     return out
+
+
+# The node's host-memory series count every process on it: in a job's incident they speak for the job only if
+# the job could be the one killed (an OOM end state, a SIGKILL, or still running); a job that ended otherwise
+# while a job beside it was OOM-killed is not that OOM.
+HOST_MEMORY_RULES = frozenset({"oom-kill-counter", "memory-exhausted", "memory-pressure"})
+ENDED_OTHERWISE = frozenset({"FAILED", "COMPLETED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "PREEMPTED", "DEADLINE"})
+KILLED_EXITS = frozenset({"0:9", "9:0", "137:0", "0:137", "0:125", "125:0"})
+NOT_THIS_JOB = 0.2
+
+
+def job_ended_otherwise(job: JobEvidence | None) -> bool:
+    """Whether the job's record says it ended by something other than a kill: a node's OOM is then a neighbour's."""
+    if job is None or not job.state:
+        return False
+    state = job.state.upper().split()[0].rstrip("+")
+    return state in ENDED_OTHERWISE and (job.exit_code or "") not in KILLED_EXITS
 
 
 def metric_findings(bundle: EvidenceBundle) -> list[Finding]:
     out = []
+    neighbour = job_ended_otherwise(bundle.job)
     for h in metric_hits(bundle.metrics):
         s = bundle.metrics[h.series]
         labels = dict(s.labels)
         sel = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         host = host_of(labels)
+        weight, detail = h.weight, h.detail
+        if neighbour and h.name in HOST_MEMORY_RULES and bundle.job is not None:
+            job = bundle.job
+            weight, detail = weight * NOT_THIS_JOB, f"{detail} (job {job.id or '?'} ended {job.state}, not killed)"
         out.append(
             Finding(
                 h.cause,
-                h.weight,
+                weight,
                 h.name,
-                f"{s.name}{{{sel}}}: {h.detail}",
+                f"{s.name}{{{sel}}}: {detail}",
                 -3,
                 f"metric/{host or ''}",
                 None,

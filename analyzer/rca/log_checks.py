@@ -5,6 +5,7 @@ Each check reads all lines and returns hits: (line index, root cause, weight, si
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 
@@ -133,7 +134,67 @@ def vllm_saturation(lines: Sequence[str]) -> list[Hit]:
     return hits
 
 
+# The number a dynamic loss scaler reports after "loss scale" (fairseq, apex's "reducing loss scale to", DeepSpeed's
+# "Attempted loss scale: X, reducing to Y", Megatron's "loss scale: X"); the last number of the phrase is the new one.
+_NUM = r"([0-9]+(?:\.[0-9]*)?(?:e-?\d+)?)"
+_LOSS_SCALE = re.compile(rf"loss[ _]?scale\w*[^0-9\n]{{0,40}}?{_NUM}(?:,?\s*reducing to\s*{_NUM})?", re.IGNORECASE)
+# Scalers start at 2^16 and halve a few times in the first steps of a healthy run; below 1 even unscaled
+# gradients overflow, which is a diverging run, not the warm-up.
+_LOSS_SCALE_FLOOR = 1.0
+_LOSS_SCALE_DROPS = 3
+
+
+def loss_scale_collapse(lines: Sequence[str]) -> list[Hit]:
+    """A dynamic loss scale halved again and again until it fell below 1: the gradients overflow every step."""
+    seq: list[tuple[int, float]] = []
+    for i, line in enumerate(lines):
+        found = list(_LOSS_SCALE.finditer(line))
+        if found:
+            seq.append((i, float(found[-1][2] or found[-1][1])))
+    drops = sum(b < a for (_, a), (_, b) in itertools.pairwise(seq))
+    if drops >= _LOSS_SCALE_DROPS and seq[-1][1] < _LOSS_SCALE_FLOOR:
+        return [(seq[-1][0], "numerical_divergence", 8.0, "loss-scale-collapsed")]
+    return []
+
+
+# An inference engine's periodic stats: vLLM ("Running: N reqs ... Waiting|Pending: M reqs ... generation throughput:
+# X tokens/s") and SGLang ("#running-req: N ... #queue-req: M ... gen throughput (token/s): X").
+_ENGINE_RUNNING = re.compile(r"(?:Running:\s*(\d+)\s*reqs|#running-req:\s*(\d+))", re.IGNORECASE)
+_ENGINE_QUEUED = re.compile(r"(?:(?:Waiting|Pending):\s*(\d+)\s*reqs|#queue-req:\s*(\d+))", re.IGNORECASE)
+_ENGINE_GEN = re.compile(
+    r"(?:generation throughput:\s*([\d.]+)\s*tokens/s|gen throughput \(token/s\):\s*([\d.]+))", re.IGNORECASE
+)
+_STALL_QUEUE = 5
+_STALL_REPORTS = 2
+
+
+def engine_stalled(lines: Sequence[str]) -> list[Hit]:
+    """Requests queue and grow while the engine runs none and generates nothing, report after report: its scheduler
+    stopped (an engine bug or a request it can never admit), not a full server."""
+    run = 0
+    last = -1
+    queued_before = -1
+    for i, line in enumerate(lines):
+        r, q, g = _ENGINE_RUNNING.search(line), _ENGINE_QUEUED.search(line), _ENGINE_GEN.search(line)
+        if not (r and q):
+            continue
+        running, queued = int(r[1] or r[2]), int(q[1] or q[2])
+        gen = float(g[1] or g[2]) if g else 0.0
+        if running == 0 and queued >= _STALL_QUEUE and gen == 0.0 and queued >= queued_before:
+            run += 1
+            last = i
+        elif running == 0 and queued >= _STALL_QUEUE and queued >= queued_before:
+            run = max(run, 1)  # the first report of a stall still shows the last tokens leaving
+            last = i
+        else:
+            run = 0
+        queued_before = queued
+    return [(last, "software_error", 7.0, "inference-engine-stalled")] if run >= _STALL_REPORTS else []
+
+
 LOG_CHECKS: tuple[Callable[[Sequence[str]], list[Hit]], ...] = (
+    loss_scale_collapse,
+    engine_stalled,
     nvidia_smi_temperature,
     nvidia_smi_memory_health,
     nvidia_smi_csv_throttle,

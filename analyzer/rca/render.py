@@ -135,7 +135,9 @@ def ranked_logs(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[L
     return [(first, n) for first, n, _ in _ranked(bundle, findings)]
 
 
-def _ranked(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLine, int, LogLine]]:
+def _ranked(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLine, int, tuple[LogLine, LogLine]]]:
+    """Each distinct line (by template), most telling first: the line shown, how often its template repeats, and
+    the template's first and last occurrence (what the repeated number moved from and to)."""
     logs = bundle.logs[-MAX_LINES:]
     known: dict[int, float] = {}
     for f in findings:
@@ -148,12 +150,13 @@ def _ranked(bundle: EvidenceBundle, findings: list[Finding]) -> list[tuple[LogLi
         for i, (e, t) in enumerate(zip(logs, tpls, strict=True))
     ]
     last = {t: logs[i] for i, t in enumerate(tpls)}
+    first = {t: logs[i] for i, t in reversed(list(enumerate(tpls)))}
     seen: set[str] = set()
     out = []
     for i in sorted(range(len(logs)), key=lambda i: (-scores[i], i)):
         if tpls[i] not in seen:
             seen.add(tpls[i])
-            out.append((logs[i], counts[tpls[i]], last[tpls[i]]))
+            out.append((logs[i], counts[tpls[i]], (first[tpls[i]], last[tpls[i]])))
     return out
 
 
@@ -163,9 +166,9 @@ def _log_text(bundle: EvidenceBundle, findings: list[Finding], budget: int) -> l
         return []
     out = [f"LOGS {n} lines, most telling first:"]
     used = len(out[0])
-    for e, count, final in _ranked(bundle, findings):
+    for e, count, (start, final) in _ranked(bundle, findings):
         src = f"{e.source}: " if e.source else ""
-        moved = trend(e.line, final.line) if count > 2 else ""
+        moved = trend(start.line, final.line) if count > 2 else ""
         rep = f" [x{count}{', ' + moved if moved else ''}]" if count > 1 else ""
         text = f"> {src}{e.line.strip()[:MAX_LINE_CHARS]}{rep}"
         if used + len(text) + 1 > budget:

@@ -87,6 +87,15 @@ SIGNATURE_STEPS: dict[str, str] = {
     "vllm-kv-cache-full": _KV,
     "fp16-overflow": _FP16,
     "loss-scale-minimum": _FP16,
+    "loss-scale-collapsed": _FP16,
+    "job-sigterm-at-limit": (
+        "Compare the job's elapsed time with its limit (sacct -j <job> -o Elapsed,Timelimit,State); resume from "
+        "the last checkpoint with a longer --time"
+    ),
+    "inference-engine-stalled": (
+        "The engine stopped scheduling with requests queued: capture its stack (py-spy dump --pid <pid>), restart "
+        "it, and retry on a release without the regression (or with chunked prefill / multi-step off)"
+    ),
 }
 
 

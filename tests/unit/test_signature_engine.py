@@ -343,6 +343,31 @@ def test_a_kernel_oom_report_naming_another_job_s_cgroup_is_that_job_s_evidence(
     assert ENGINE.diagnose(parse_bundle(own)).root_cause == "host_oom"
 
 
+def test_a_neighbour_s_oom_kill_on_the_shared_node_is_not_the_failed_job_s_cause() -> None:
+    # job 6 hangs in a gloo collective on node01 and fails; job 4 beside it on the same node was OOM-killed in the
+    # same window, so the node's oom_kill counter rose. The counter is the node's: job 6 ended FAILED (exit 1),
+    # not killed, so the counter speaks for the neighbour and the hang is the diagnosis.
+    oom = {
+        "name": "node_vmstat_oom_kill",
+        "labels": {"instance": "node01:9100", "job": "node"},
+        "values": [[t, 0.0 if t < 120 else 1.0] for t in range(0, 300, 15)],
+    }
+    bundle = {
+        "alert": {"labels": {"alertname": "SlurmJobFailed", "job_id": "6", "nodes": "node01"}},
+        "job": {"id": "6", "state": "FAILED", "exit_code": "1:0", "nodes": ["node01"]},
+        "logs": [{"source": "job/6/rank1", "line": "RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:"
+                  "534] Read error [127.0.0.1]:61542: Connection reset by peer; Timed out waiting 30000ms for recv "
+                  "operation to complete"}],
+        "metrics": [oom],
+    }  # fmt: skip
+    d = ENGINE.diagnose(parse_bundle(bundle))
+    assert d.root_cause == "collective_hang", d.evidence
+    # the same counter in the incident of a job that was killed (OUT_OF_MEMORY, or SIGKILL) is that job's OOM
+    for state, code in (("OUT_OF_MEMORY", "0:125"), ("FAILED", "0:9"), ("RUNNING", "0:0")):
+        killed = {**bundle, "job": {**bundle["job"], "state": state, "exit_code": code}}
+        assert ENGINE.diagnose(parse_bundle(killed)).root_cause == "host_oom", state
+
+
 def _dcgm(gpu: int, end: int, job: str | None = "7", fields: tuple[str, ...] = ()) -> list[dict[str, object]]:
     labels = {"Hostname": "n1", "gpu": str(gpu)} | ({"hpc_job": job} if job else {})
     names = fields or ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED")

@@ -345,13 +345,74 @@ def test_mechanism_specific_advice_comes_first() -> None:
 
 
 def test_every_signature_step_names_a_signature_that_exists() -> None:
-    from analyzer.rca.log_checks import vllm_saturation
     from analyzer.rca.report import SIGNATURE_STEPS
     from analyzer.rca.signatures import SIGNATURES
 
     full = "Running: 256 reqs, Swapped: 0 reqs, Pending: 731 reqs, GPU KV cache usage: 99.8%"
-    known = {s.name for s in SIGNATURES} | {name for *_, name in vllm_saturation([full])}
+    # the bundle-level checks name themselves only when they fire: fire each once
+    known = {s.name for s in SIGNATURES} | matched([full]) | matched(STALLED) | matched(COLLAPSE)
+    known |= matched([], job={"state": "FAILED", "exit_code": "0:15", "time_limit": "00:00:20"})
     assert set(SIGNATURE_STEPS) <= known, set(SIGNATURE_STEPS) - known
+
+
+def _vllm(running: int, queued: int, gen: float, kv: float) -> str:
+    # vLLM's V0 metrics logger (vllm-project/vllm vllm/engine/metrics.py)
+    return (
+        f"INFO 03-02 10:00:00 metrics.py:351] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: "
+        f"{gen} tokens/s, Running: {running} reqs, Swapped: 0 reqs, Pending: {queued} reqs, GPU KV cache usage: "
+        f"{kv}%, CPU KV cache usage: 0.0%."
+    )
+
+
+STALLED = [_vllm(3, 0, 41.0, 2.0), _vllm(0, 9, 3.1, 0.0), _vllm(0, 17, 0.0, 0.0), _vllm(0, 26, 0.0, 0.0)]
+COLLAPSE = [f"| WARNING: overflow detected, setting loss scale to: {0.5 / 2**k}" for k in range(1, 9)]
+
+
+def matched(lines: list[str], source: str = "job", job: dict[str, str] | None = None) -> set[str]:
+    from analyzer.rca.findings import all_findings
+
+    data = {"logs": [{"source": source, "line": ln} for ln in lines]} | ({"job": job} if job else {})
+    return {f.signature for f in all_findings(parse_bundle(data))}
+
+
+def test_a_queue_behind_an_engine_that_runs_nothing_is_a_stall_not_an_overload() -> None:
+    d = diagnose(STALLED, "vllm")
+    assert d.root_cause == "software_error" and "inference-engine-stalled" in matched(STALLED, "vllm"), d
+    # SGLang's decode log says the same in its own words
+    sglang = [f"[2026-03-02 10:00:0{i}] Decode batch. #running-req: 0, #token: 0, token usage: 0.00, "
+              f"gen throughput (token/s): 0.00, #queue-req: {10 + 5 * i}" for i in range(3)]  # fmt: skip
+    assert diagnose(sglang, "sglang").root_cause == "software_error"
+    # a full server queues too, but it is running and its cache is full
+    full = [_vllm(256, 300 + i, 1800.0, 99.1) for i in range(3)]
+    assert diagnose(full, "vllm").root_cause == "inference_overload"
+    # a queue that drains, or a single report of an idle engine, is no stall
+    assert diagnose([_vllm(0, 12, 0.0, 0.0), _vllm(8, 3, 300.0, 20.0)], "vllm").root_cause == "unknown"
+
+
+def test_a_loss_scale_halved_below_one_is_a_diverging_run_not_the_warm_up() -> None:
+    # apex/fairseq/DeepSpeed dynamic loss scalers halve on every overflowing step
+    d = diagnose(COLLAPSE)
+    assert d.root_cause == "numerical_divergence" and "loss-scale-collapsed" in matched(COLLAPSE), d
+    # the first steps of a healthy fp16 run halve from 2^16 a few times and settle far above 1
+    warm_up = [
+        f"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: {2**k}, reducing to {2 ** (k - 1)}"
+        for k in range(16, 11, -1)
+    ]
+    assert "loss-scale-collapsed" not in matched(warm_up)
+
+
+def test_sigterm_under_a_time_limit_is_the_limit_even_when_slurm_says_failed() -> None:
+    def job(state: str, code: str, limit: str | None, elapsed: str | None = None) -> Diagnosis:
+        j = {"id": "25", "state": state, "exit_code": code, "time_limit": limit, "elapsed": elapsed}
+        return SignatureEngine().diagnose(parse_bundle({"job": j}))
+
+    assert job("FAILED", "0:15", "00:00:20").root_cause == "walltime_exceeded"
+    assert job("FAILED", "0:15", "01:00:00", "01:00:31").confidence > job("FAILED", "0:15", "01:00:00").confidence
+    # ended on SIGTERM long before its limit: someone or something else sent it
+    assert job("FAILED", "0:15", "01:00:00", "00:05:00").root_cause != "walltime_exceeded"
+    # a cancelled job gets SIGTERM from scancel; no limit known, nothing to compare
+    assert job("CANCELLED", "0:15", "00:00:20").root_cause != "walltime_exceeded"
+    assert job("FAILED", "0:15", None).root_cause != "walltime_exceeded"
 
 
 def test_a_hang_logged_at_nccl_debug_info_is_still_a_hang() -> None:
