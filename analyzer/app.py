@@ -36,6 +36,7 @@ from .access.session import role_of_bearer
 from .actions.service import ActionError, ActionNotFound
 from .alertmanager import AlertmanagerPayload
 from .grafana import GrafanaWriter
+from .incident_metrics import OpenIncidents
 from .intake import LogLineIn
 from .notify.outbox import targets
 from .notify.sender import NotifySender
@@ -91,6 +92,7 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics()
         self.store = Store(settings.analyzer.database_url)
+        self.metrics.registry.register(OpenIncidents(self.store))
         base = settings.analyzer.public_url or f"http://{settings.analyzer.host}:{settings.analyzer.port}"
         self.service = AnalyzerService(settings, self.store, load_engine(settings), self.metrics, base)
         self.grafana = GrafanaWriter(settings, self.store, self.metrics, base)

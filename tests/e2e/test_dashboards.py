@@ -24,7 +24,10 @@ LEGITIMATELY_EMPTY = {
     "hpcmind_webhook_requests_total": "the analyzer is not scraped in this run",
     "hpcmind_grafana_outbox_size": "the analyzer is not scraped in this run",
     "hpcmind_grafana_failures_total": "the analyzer is not scraped in this run",
+    "hpcmind_incident_open": "the analyzer is not scraped in this run",
+    "hpcmind_slurm_node_gpus": "the Slurm source does not run here (the simulator has no slurmctld)",
     "ALERTS": "no alert rules are loaded in this run",
+    "DCGM_FI_DEV_XID_ERRORS > 0": "no Xid happens in this healthy run",
     'DCGM_FI_DEV_XID_ERRORS{Hostname=~"$host"} > 0': "no Xid happens in this healthy run",
     "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": "no fault in this healthy run",
 }
@@ -49,11 +52,38 @@ def test_dashboards_load_in_grafana_provisioning_format() -> None:
         uids.add(d["uid"])
         ann = d["annotations"]["list"]
         assert any(a.get("target", {}).get("tags") == ["hpcmind"] for a in ann), f"{f.name}: no HPCMind annotations"
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+        assert any(lk["type"] == "dashboards" and lk["keepTime"] and lk["includeVars"] for lk in d["links"]), f.name
         for p in d["panels"]:
             assert p["datasource"] and ("targets" in p or p["type"] == "annolist"), (f.name, p["title"])
             for t in p.get("targets", []):
-                assert t["expr"] and t["datasource"]["uid"] == "prometheus"
+                assert t["expr"] and t["datasource"]["uid"] == "${datasource}"
     assert len(uids) == 5
+
+
+def test_tables_link_to_dashboards_that_exist_and_scoped_annotations_use_their_variable() -> None:
+    dashboards = build()
+    uids = {d["uid"] for d in dashboards.values()}
+    linked = set()
+    for name, d in dashboards.items():
+        variables = {v["name"] for v in d["templating"]["list"]}
+        for p in d["panels"]:
+            for o in p["fieldConfig"]["overrides"]:
+                for lk in (v for prop in o["properties"] if prop["id"] == "links" for v in prop["value"]):
+                    m = re.match(r"/d/([\w-]+)\?.*var-(\w+)=", lk["url"])
+                    if m:
+                        assert m[1] in uids, (name, p["title"], lk["url"])
+                        linked.add(m[1])
+                    else:
+                        assert lk["url"].startswith("${analyzer}/incidents/"), lk["url"]
+        for a in d["annotations"]["list"][1:]:
+            for tag in a["target"]["tags"]:
+                if "$" in tag:
+                    assert tag.split("$", 1)[1] in variables, (name, tag)
+    assert {"hpcmind-node", "hpcmind-job"} <= linked  # cluster -> node -> job, job -> node
+    node = dashboards["node-gpu-health"]["annotations"]["list"]
+    assert [a["target"]["tags"] for a in node if a.get("enable") and "target" in a] == [["hpcmind", "node:$host"]]
 
 
 # fresh series identities per run: a rerun must not be satisfied by the last run's samples

@@ -226,6 +226,26 @@ def test_resolved_alerts_close_the_incident(client: TestClient) -> None:
     assert incidents(client, state="open") == []
 
 
+def test_open_incidents_are_a_series_for_grafana_s_tables_until_they_resolve(client: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def series() -> list[dict[str, str]]:
+        fams = text_string_to_metric_families(client.get("/metrics").text)
+        mine = [f for f in fams if f.name == "hpcmind_incident_open"]
+        return [s.labels | {"value": str(s.value)} for f in mine for s in f.samples]
+
+    assert series() == []
+    client.post("/api/v1/alertmanager", json=payload(XID), headers=H)
+    inc = wait_for(lambda: incidents(client, state="open"))[0]
+    (s,) = wait_for(series)
+    assert s["id"] == str(inc["id"]) and s["root_cause"] == inc["root_cause"] == "gpu_hardware_fault"
+    assert s["node"] == "gpu-a012" and s["job"] == "4211" and float(s["value"]) == pytest.approx(inc["confidence"])
+    res = {**XID, "status": "resolved", "endsAt": "2026-11-21T10:30:00Z"}
+    client.post("/api/v1/alertmanager", json=payload(res, status="resolved"), headers=H)
+    wait_for(lambda: incidents(client, state="resolved"))
+    assert series() == []
+
+
 def test_unseen_alert_without_prometheus_or_logs_says_what_was_missing(client: TestClient) -> None:
     odd = alert(
         "SiteGpuTrouble",
