@@ -30,6 +30,7 @@ from hpcmind.contract import EvidenceBundle
 from hpcmind.errors import UsageError
 from hpcmind.settings import Settings
 
+from . import leases
 from .access import AccessGate, Role, check_exposure
 from .access import routes as access_routes
 from .access.session import role_of_bearer
@@ -83,6 +84,11 @@ class ActionIn(BaseModel):
 
 
 PROCESS_RETRIES = 5
+# replicas: the outbox drainer's lease, how often the sweeper looks, and when an unfinished payload is another's
+# leftover (its receiver normally finishes it within seconds)
+LEADER_TTL_S = 30.0
+SWEEP_S = 10.0
+ORPHAN_AFTER_S = 60.0
 
 
 class Runtime:
@@ -103,6 +109,7 @@ class Runtime:
         self.backlog: collections.deque[int] = collections.deque()
         self.tasks: list[asyncio.Task[None]] = []
         self.failures: dict[int, int] = {}  # payload id -> failed processing attempts
+        self.in_hand: set[int] = set()  # payloads queued here and not yet processed (the sweep leaves them)
 
     def model_state(self) -> str:
         """not loaded | loading | ready | failed; engines with nothing to load (signatures) are always ready."""
@@ -110,6 +117,7 @@ class Runtime:
         return state
 
     def enqueue(self, pid: int) -> None:
+        self.in_hand.add(pid)
         try:
             self.queue.put_nowait(pid)
         except asyncio.QueueFull:
@@ -129,6 +137,7 @@ class Runtime:
             try:
                 await anyio.to_thread.run_sync(self.service.process, pid)
                 self.failures.pop(pid, None)
+                self.in_hand.discard(pid)
             except Exception:
                 # a transient store error must not leave an accepted payload for the next restart: try again later
                 n = self.failures[pid] = self.failures.get(pid, 0) + 1
@@ -143,18 +152,43 @@ class Runtime:
                     self.queue.put_nowait(self.backlog.popleft())
                 self.metrics.queue.set(self.queue.qsize() + len(self.backlog))
 
+    def _lead(self, name: str, ttl_s: float) -> bool:
+        try:
+            return leases.acquire(self.store, name, self.service.owner, ttl_s)
+        except SQLAlchemyError:
+            log.exception("lease %s: the store did not answer", name)
+            return False
+
     async def outbox(self) -> None:
+        """One replica at a time drains the outboxes (the `outbox` lease): Grafana and the webhooks see each
+        incident's writes once and in order; another replica takes over when this one stops renewing."""
         while True:
-            try:
-                await anyio.to_thread.run_sync(self.grafana.drain_once)
-            except Exception:
-                log.exception("grafana outbox pass failed")
-            if targets(self.settings.notify):
+            if await anyio.to_thread.run_sync(self._lead, "outbox", LEADER_TTL_S):
                 try:
-                    await anyio.to_thread.run_sync(self.notify.drain_once)
+                    await anyio.to_thread.run_sync(self.grafana.drain_once)
                 except Exception:
-                    log.exception("notification outbox pass failed")
+                    log.exception("grafana outbox pass failed")
+                if targets(self.settings.notify):
+                    try:
+                        await anyio.to_thread.run_sync(self.notify.drain_once)
+                    except Exception:
+                        log.exception("notification outbox pass failed")
             await asyncio.sleep(1.0)
+
+    async def sweeper(self) -> None:
+        """What a replica that died left: payloads it accepted and never finished, incidents whose diagnosis lease
+        ran out. One replica sweeps at a time (the `sweeper` lease); alone, it sweeps its own leftovers."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            if not await anyio.to_thread.run_sync(self._lead, "sweeper", 3 * SWEEP_S):
+                continue
+            try:
+                for pid in await anyio.to_thread.run_sync(self.service.stale_payloads, ORPHAN_AFTER_S):
+                    if pid not in self.in_hand:
+                        self.enqueue(pid)
+                await anyio.to_thread.run_sync(self.service.diagnose_pending)
+            except Exception:
+                log.exception("sweep failed")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -230,6 +264,7 @@ def create_app(settings: Settings) -> FastAPI:
             rt.enqueue(pid)  # what was accepted before a crash is processed now (beyond the queue: the backlog)
         rt.tasks = [asyncio.create_task(rt.worker(i == 0)) for i in range(settings.analyzer.workers)]
         rt.tasks.append(asyncio.create_task(rt.outbox()))
+        rt.tasks.append(asyncio.create_task(rt.sweeper()))
         warm = getattr(rt.service.engine, "warm", None)
         if warm is not None:  # serve at once; the learned model loads beside the signatures, which need none
             threading.Thread(target=warm, name="model-warm", daemon=True).start()

@@ -16,25 +16,40 @@ from .service import AnalyzerService
 log = logging.getLogger("hpcmind.logbus")
 
 
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The topic's partitions, waiting until it exists. Asked by name (the admin client's metadata request): a
+    consumer's own metadata refresh covers only topics it already knows, so an analyzer started before the
+    collector's first record would never see the topic appear; brokers that create topics on demand create it now."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            for t in await admin.describe_topics([topic]):
+                if t.get("topic") == topic and not t.get("error_code") and t.get("partitions"):
+                    return sorted(int(p["partition"]) for p in t["partitions"])
+            await asyncio.sleep(1.0)
+    finally:
+        await admin.close()
+
+
 async def kafka_consumer(settings: Settings, service: AnalyzerService) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.kafka.topic
-    # assign() with a group id for commits: a consumer-group join takes 5-18 s on tansu and buys nothing here
+    # assign() with a group id for commits: a consumer-group join takes 5-18 s on tansu and buys nothing here. With
+    # several analyzer replicas each reads every partition; a line stored twice is dropped by its id
+    bootstrap = f"{settings.kafka.host}:{settings.kafka.port}"
+    parts = await topic_partitions(bootstrap, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=f"{settings.kafka.host}:{settings.kafka.port}",
+        bootstrap_servers=bootstrap,
         group_id="hpcmind-analyzer",
         enable_auto_commit=False,
     )
     await consumer.start()
     try:
-        parts = None
-        while not parts:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await consumer.force_metadata_update()
-                await asyncio.sleep(1.0)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
         for tp in tps:
             if await consumer.committed(tp) is None:

@@ -19,6 +19,7 @@ from hpcmind.contract import Diagnosis
 from hpcmind.settings import Settings
 from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
+from . import leases
 from .actions.service import ActionService
 from .alertmanager import Alert, AlertmanagerPayload
 from .evidence.breaker import Breaker
@@ -29,6 +30,7 @@ from .notify.events import Kind
 from .notify.outbox import enqueue_event
 from .rca import DiagnosisEngine
 from .store import (
+    RECORD_LOCK,
     Store,
     as_json,
     diagnoses,
@@ -40,12 +42,15 @@ from .store import (
     log_lines,
     now,
     payloads,
+    serialize,
     utc,
 )
 from .timeline import timeline
 
 log = logging.getLogger("hpcmind.analyzer")
 RECORD_CHUNK = 500
+DIAGNOSIS_LEASE_MARGIN_S = 120.0
+MAX_REDIAGNOSES = 3
 CORRELATION_WINDOW = timedelta(minutes=30)
 
 
@@ -121,6 +126,9 @@ class AnalyzerService:
         self._diagnosing: dict[int, tuple[threading.Lock, list[int]]] = {}  # lock and its users, per incident
         self._diagnosing_lock = threading.Lock()
         self.actions = ActionService(settings, store, self.metrics.registry)
+        self.owner = leases.replica_id(a.replica_id, a.port)
+        # a diagnosis lease outlives the slowest diagnosis (its whole evidence budget, then the model)
+        self._lease_s = a.evidence_budget_s + DIAGNOSIS_LEASE_MARGIN_S
 
     # ---------------------------------------------------------------- intake
     def accept(self, payload: AlertmanagerPayload) -> int:
@@ -137,6 +145,13 @@ class AnalyzerService:
                 r[0]
                 for r in c.execute(select(payloads.c.id).where(payloads.c.processed.is_(False)).order_by(payloads.c.id))
             ]
+
+    def stale_payloads(self, older_than_s: float) -> list[int]:
+        """Accepted payloads still unprocessed after `older_than_s`: a replica that stopped left them."""
+        cutoff = now() - timedelta(seconds=older_than_s)
+        with self.store.tx() as c:
+            q = select(payloads.c.id).where(payloads.c.processed.is_(False), payloads.c.received_at < cutoff)
+            return [int(r[0]) for r in c.execute(q.order_by(payloads.c.id).limit(1000))]
 
     def ingest_logs(self, lines: list[dict[str, str]], bus: str = "http") -> int:
         rows = []
@@ -164,6 +179,7 @@ class AnalyzerService:
         # alerts with their incidents' revisions, so a crash in between is finished by the replay below)
         for i in range(0, max(1, len(payload.alerts)), RECORD_CHUNK):
             with self._record_lock, self.store.tx() as c:
+                serialize(c, RECORD_LOCK)  # another replica records the same alerts: one at a time, store-wide
                 for alert in payload.alerts[i : i + RECORD_CHUNK]:
                     iid = self._record_alert(c, alert)
                     if iid is not None:
@@ -377,13 +393,30 @@ class AnalyzerService:
             return True
         return False
 
-    def diagnose_incident(self, iid: int) -> Diagnosis:
+    def diagnose_incident(self, iid: int, force: bool = False) -> Diagnosis | None:
+        """Bring the incident's diagnosis up to date under its lease: None when there was nothing to do (another
+        thread or replica diagnosed this revision) or another replica holds the lease (it diagnoses again if an alert
+        joined meanwhile). `force` diagnoses again even when nothing changed."""
         with self._diagnosing_lock:
             entry = self._diagnosing.setdefault(iid, (threading.Lock(), [0]))
             entry[1][0] += 1
         try:
             with entry[0]:
-                return self._diagnose_incident(iid)
+                name = f"diagnose:{iid}"
+                if not leases.acquire(self.store, name, self.owner, self._lease_s):
+                    return None
+                try:
+                    d = None
+                    for _ in range(1 + MAX_REDIAGNOSES):  # and again for alerts recorded while it ran
+                        with self.store.tx() as c:
+                            if not (force or self._pending(c, {iid})):
+                                break
+                        force = False
+                        leases.acquire(self.store, name, self.owner, self._lease_s)
+                        d = self._diagnose_incident(iid)
+                    return d
+                finally:
+                    leases.release(self.store, name, self.owner)
         finally:
             with self._diagnosing_lock:
                 entry[1][0] -= 1

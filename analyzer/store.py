@@ -220,6 +220,15 @@ store_meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(200), nullable=False),
 )
+# who does a piece of shared work until when (analyzer replicas on one store): an incident's diagnosis, the outbox
+# drain, the sweep of what a dead replica left; see leases.py
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+)
 
 
 def _v1(conn: Connection) -> None:
@@ -298,6 +307,11 @@ def _v8(conn: Connection) -> None:
         )
 
 
+def _v9(conn: Connection) -> None:
+    """Leases, for several analyzer replicas on one store."""
+    metadata.create_all(conn, tables=[leases])
+
+
 # Append-only: each step moves the schema one version forward.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
@@ -308,6 +322,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (9, _v9),
 ]
 
 
@@ -349,8 +364,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# PostgreSQL advisory lock keys (any two constants of ours): replicas starting together migrate one at a time, and
+# alerts are recorded (deduplicated and correlated) by one replica at a time
+MIGRATE_LOCK, RECORD_LOCK = 0x48504D01, 0x48504D02
+
+
+def serialize(conn: Connection, key: int) -> None:
+    """Hold a store-wide lock until this transaction ends. SQLite needs none: BEGIN IMMEDIATE already lets one
+    writer in at a time, across processes too."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 def migrate(engine: Engine) -> int:
     with engine.begin() as conn:
+        serialize(conn, MIGRATE_LOCK)
         metadata.create_all(conn, tables=[schema_version])
         current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
         for version, step in MIGRATIONS:

@@ -46,6 +46,9 @@ class AnalyzerSettings(_Section):
     # a request body over this is 413 before it is read: 8 MiB holds an Alertmanager group of ~8,000 alerts; raise
     # it for larger groups (or set Alertmanager's webhook max_alerts)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # this replica's name in the store's leases when several analyzers share one PostgreSQL; default host:port
+    # (a replica restarted under the same name takes its unfinished work back at once)
+    replica_id: str = Field("", max_length=200)
 
 
 class LinksSettings(_Section):

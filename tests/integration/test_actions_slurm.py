@@ -116,7 +116,7 @@ def test_auto_drains_the_node_requeues_the_job_and_resume_restores_it(
     _wait(lambda: _job(slurm_env, job).get("JobState") in ("PENDING", "REQUEUED"), f"job {job} requeued")
     assert int(_job(slurm_env, job).get("Restarts", "0")) >= 1
     # a second diagnosis of the same incident does not act twice
-    svc.diagnose_incident(inc["id"])
+    svc.diagnose_incident(inc["id"], force=True)
     assert len(svc.get_incident(inc["id"])["actions"]) == 2
     aid = svc.actions.request("resume", node, "operator")
     assert svc.actions.get(aid)["state"] == "done"

@@ -9,25 +9,56 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
 
 COMPOSE = ROOT / "compose.yaml"
+REPLICAS = ROOT / "compose.replicas.yaml"
 
 
-def doc() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())  # type: ignore[no-any-return]
+def _merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """How `docker compose -f a -f b` merges one service: mappings key by key, ports concatenated, volumes by
+    their mount path in the container."""
+    out = dict(base)
+    for key, value in over.items():
+        if key == "volumes":
+            by_target = {v.split(":")[1]: v for v in base.get("volumes", [])}
+            by_target |= {v.split(":")[1]: v for v in value}
+            out[key] = list(by_target.values())
+        elif key == "ports":
+            out[key] = base.get("ports", []) + value
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = {**base[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
-def test_compose_schema() -> None:
+def doc(*overrides: Path) -> dict[str, Any]:
+    d: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    for f in overrides:
+        o = yaml.safe_load(f.read_text())
+        for name, svc in o.get("services", {}).items():
+            d["services"][name] = _merge_service(d["services"].get(name, {}), svc)
+        d["volumes"] = {**d.get("volumes", {}), **o.get("volumes", {})}
+    return d
+
+
+VARIANTS = [(), (REPLICAS,)]
+
+
+@pytest.mark.parametrize("f", [COMPOSE, REPLICAS], ids=["compose", "replicas"])
+def test_compose_schema(f: Path) -> None:
     exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
-    res = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True)
+    res = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(f)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_references_exist() -> None:
-    d = doc()
+@pytest.mark.parametrize("overrides", VARIANTS, ids=["compose", "replicas"])
+def test_references_exist(overrides: tuple[Path, ...]) -> None:
+    d = doc(*overrides)
     services = d["services"]
     volumes = set(d.get("volumes", {}))
     secrets = set(d.get("secrets", {}))
@@ -52,8 +83,9 @@ def test_references_exist() -> None:
                 assert "healthcheck" in services[dep], f"{name} waits for {dep} healthy, but {dep} has no healthcheck"
 
 
-def test_ports_unique_images_pinned_no_secrets() -> None:
-    d = doc()
+@pytest.mark.parametrize("overrides", VARIANTS, ids=["compose", "replicas"])
+def test_ports_unique_images_pinned_no_secrets(overrides: tuple[Path, ...]) -> None:
+    d = doc(*overrides)
     ports = [p.split(":")[0] for svc in d["services"].values() for p in svc.get("ports", [])]
     assert len(ports) == len(set(ports)), ports
     for name, svc in d["services"].items():
@@ -83,3 +115,20 @@ def test_images_we_build_run_as_non_root() -> None:
     df = (ROOT / "deploy" / "Dockerfile").read_text()
     assert df.count("FROM ") >= 2, "multi-stage"
     assert re.search(r"^USER (?!root)\w+", df, re.M)
+
+
+def test_the_replicas_variant_puts_both_analyzers_on_one_postgres_and_in_alertmanager_s_receiver() -> None:
+    s = doc(REPLICAS)["services"]
+    urls = {s[n]["environment"]["HPCMIND_ANALYZER__DATABASE_URL"] for n in ("analyzer", "analyzer-2")}
+    assert len(urls) == 1 and next(iter(urls)).startswith("postgresql+psycopg://")
+    ids = {s[n]["environment"]["HPCMIND_ANALYZER__REPLICA_ID"] for n in ("analyzer", "analyzer-2")}
+    assert len(ids) == 2
+    # analyzer-2 is the same analyzer: every setting of the first one, apart from its own address and name
+    own = {"HPCMIND_ANALYZER__PUBLIC_URL", "HPCMIND_ANALYZER__REPLICA_ID", "HPCMIND_MCP__ALLOWED_HOSTS"}
+    first, second = s["analyzer"]["environment"], s["analyzer-2"]["environment"]
+    assert {k: v for k, v in first.items() if k not in own} == {k: v for k, v in second.items() if k not in own}
+    mounted = [v for v in s["alertmanager"]["volumes"] if v.endswith("/etc/alertmanager/alertmanager.yml:ro")]
+    assert mounted == ["./deploy/compose/alertmanager-replicas.yml:/etc/alertmanager/alertmanager.yml:ro"]
+    am = yaml.safe_load((ROOT / "deploy" / "compose" / "alertmanager-replicas.yml").read_text())
+    hooks = [w["url"] for r in am["receivers"] for w in r.get("webhook_configs", [])]
+    assert hooks == ["http://analyzer:8080/api/v1/alertmanager", "http://analyzer-2:8080/api/v1/alertmanager"]

@@ -75,7 +75,7 @@ def test_a_stop_between_create_and_storing_its_id_does_not_duplicate(tmp_path: P
         _drain_until_empty(again)
         assert len(g.annotations) == 1
         # later diagnoses rewrite that same annotation
-        svc.diagnose_incident(1)
+        svc.diagnose_incident(1, force=True)
         _drain_until_empty(again)
         assert len(g.annotations) == 1
     finally:
@@ -101,7 +101,7 @@ def test_an_annotation_deleted_in_grafana_is_written_again_not_retried_forever(t
         w = GrafanaWriter(s, svc.store, Metrics(), "http://analyzer")
         _drain_until_empty(w)
         g.annotations.clear()  # an operator deleted it
-        svc.diagnose_incident(1)  # a re-diagnosis rewrites it: the update meets a 404
+        svc.diagnose_incident(1, force=True)  # a re-diagnosis rewrites it: the update meets a 404
         _drain_until_empty(w, deadline_s=20)
         assert len(g.annotations) == 1 and "hpcmind-incident:1" in g.annotations[0]["tags"]
     finally:
