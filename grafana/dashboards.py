@@ -193,6 +193,15 @@ def dashboard(
     }
 
 
+BUSY_GPU_UTIL = 10  # % utilisation below which an allocated GPU counts as idle
+
+
+def gpu_efficiency(selector: str, by: str = "") -> list[str]:
+    """GPUs allocated to jobs (those DCGM maps to a job), those of them busy, and their mean utilisation."""
+    util = f"DCGM_FI_DEV_GPU_UTIL{selector}"
+    return [f"count{by}({util})", f"count{by}({util} > {BUSY_GPU_UTIL})", f"avg{by}({util})"]
+
+
 INCIDENT_LINK = link("Open the incident in HPCMind", "${analyzer}/incidents/${__data.fields.id}")
 TO_NODE = link("Node and GPU health of ${__data.fields.Hostname}", NODE_LINK + "${__data.fields.Hostname}")
 TO_NODE_OF_INCIDENT = link("Node and GPU health of ${__data.fields.node}", NODE_LINK + "${__data.fields.node}")
@@ -290,11 +299,7 @@ def build() -> dict[str, dict[str, Any]]:
                 table(
                     5,
                     "GPU efficiency per job (allocated vs busy)",
-                    [
-                        ('count by (hpc_job) (DCGM_FI_DEV_GPU_UTIL{hpc_job!=""})', ""),
-                        ('count by (hpc_job) (DCGM_FI_DEV_GPU_UTIL{hpc_job!=""} > 10)', ""),
-                        ('avg by (hpc_job) (DCGM_FI_DEV_GPU_UTIL{hpc_job!=""})', ""),
-                    ],
+                    [(e, "") for e in gpu_efficiency('{hpc_job!=""}', " by (hpc_job) ")],
                     columns={
                         "hpc_job": "Job",
                         "Value #A": "GPUs allocated",
@@ -467,10 +472,7 @@ def build() -> dict[str, dict[str, Any]]:
                 panel(
                     8,
                     "GPUs allocated / busy (> 10 %)",
-                    [
-                        ('count(DCGM_FI_DEV_GPU_UTIL{hpc_job=~"$job"})', "allocated"),
-                        ('count(DCGM_FI_DEV_GPU_UTIL{hpc_job=~"$job"} > 10)', "busy"),
-                    ],
+                    list(zip(gpu_efficiency('{hpc_job=~"$job"}')[:2], ("allocated", "busy"), strict=True)),
                     kind="stat",
                     y=5,
                     w=6,
@@ -479,7 +481,7 @@ def build() -> dict[str, dict[str, Any]]:
                 panel(
                     9,
                     "Mean GPU utilisation",
-                    [('avg(DCGM_FI_DEV_GPU_UTIL{hpc_job=~"$job"})', "util")],
+                    [(gpu_efficiency('{hpc_job=~"$job"}')[2], "util")],
                     kind="gauge",
                     unit="percent",
                     x=6,
