@@ -20,7 +20,6 @@ from hpcmind.taxonomy import UNKNOWN, root_cause_ids
 
 from .catalog import Template, templates
 from .fills import Fill
-from .wordings import reword
 
 VAL_SHARE = 0.2
 JOB_STATES = {
@@ -85,13 +84,8 @@ def _prefix(rng: random.Random, fill: Fill, style: str) -> str:
     return ""
 
 
-REWORD_SHARE = 0.3  # training lines whose wording is varied (catalog/wordings.yaml); validation keeps the emitters'
-
-
 def _line(rng: random.Random, fill: Fill, t: Template, style: str) -> dict[str, str]:
     text = fill.render(t.text)
-    if fill.reword and t.role != "healthy" and rng.random() < REWORD_SHARE:
-        text = reword(rng, text)
     kernel = t.text.startswith("{kts}")
     if not (kernel or t.id.startswith(("slurmctld", "fm-", "k8s-"))):
         text = _prefix(rng, fill, style) + text
@@ -120,17 +114,13 @@ def _context(rng: random.Random, fill: Fill, pools: Pools, style: str) -> list[d
     return out
 
 
-def _clock(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def _job(rng: random.Random, fill: Fill, label: str) -> dict[str, Any] | None:
     if rng.random() > 0.3:
         return None
     state, reason = JOB_STATES.get(label, ("FAILED", "NonZeroExitCode") if label != UNKNOWN else ("COMPLETED", "None"))
     if label == UNKNOWN and rng.random() < 0.5:
         state, reason = "RUNNING", "None"
-    job: dict[str, Any] = {
+    return {
         "id": fill.job,
         "state": state,
         "reason": reason,
@@ -139,21 +129,10 @@ def _job(rng: random.Random, fill: Fill, label: str) -> dict[str, Any] | None:
         if state in ("COMPLETED", "RUNNING", "TIMEOUT")
         else rng.choice(("1:0", "0:9", "0:15", "137:0")),
     }
-    if rng.random() < 0.5:  # the record's limit and run time, as sacct prints them
-        limit = rng.choice((20, 600, 3600, 4 * 3600, 24 * 3600, 48 * 3600))
-        ran = limit + rng.randint(0, 45) if label == "walltime_exceeded" else int(limit * rng.uniform(0.01, 0.9))
-        job |= {"time_limit": _clock(limit), "elapsed": _clock(ran)}
-        if label == "walltime_exceeded" and rng.random() < 0.4:
-            # Slurm's SIGTERM at the limit reported as a failure by the signal it raised, not as TIMEOUT
-            job |= {"state": "FAILED", "exit_code": "0:15", "reason": "RaisedSignal:15(Terminated)"}
-            if rng.random() < 0.5:
-                del job["elapsed"]
-    return job
 
 
-def compose_one(rng: random.Random, pools: Pools, label: str, kind: str, vary: bool = False) -> dict[str, Any]:
+def compose_one(rng: random.Random, pools: Pools, label: str, kind: str) -> dict[str, Any]:
     fill = Fill.new(rng)
-    fill.reword = vary
     style = rng.choice(("", "", "rank", "srun", "ray", "time", "host"))
     lines: list[dict[str, str]] = []
     if kind == "healthy":
@@ -202,7 +181,7 @@ def compose(split: str, per_cause: int, healthy: int, seed: int) -> Iterator[dic
                 "split": split,
                 "root_cause": cause,
                 "kind": kind,
-                "bundle": compose_one(rng, pools, cause, kind, vary=split != "val"),
+                "bundle": compose_one(rng, pools, cause, kind),
             }
     for _ in range(healthy):
         n += 1

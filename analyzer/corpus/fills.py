@@ -81,7 +81,6 @@ class Fill:
     world: int = 8
     day: tuple[int, int] = (1, 1)
     clock: float = 0.0
-    reword: bool = False  # vary the wording of fault lines (training bundles only)
 
     @classmethod
     def new(cls, rng: random.Random) -> Fill:
