@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -96,16 +97,34 @@ def test_login_list_incident_and_feedback_in_chromium(browser: webdriver.Chrome,
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button, form [type=submit]").click()
     wait.until(lambda d: "/incidents" in d.current_url and "/login" not in d.current_url)
-    link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'a[href="/incidents/{inc["id"]}"]'))
+    row = f'a[href="/incidents/{inc["id"]}"]'
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, row))
     assert "gpu_hardware_fault" in browser.page_source and "GPU 3 on gpu-a012" in browser.page_source
     _shot(browser, "incident-list", tmp_path)
-    link.click()
+
+    def filtered(state: str, node: str) -> list[Any]:
+        Select(browser.find_element(By.NAME, "state")).select_by_value(state)
+        box = browser.find_element(By.NAME, "node")
+        box.clear()
+        box.send_keys(node)
+        browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        wait.until(lambda d: f"state={state}" in d.current_url)
+        return browser.find_elements(By.CSS_SELECTOR, row)
+
+    assert filtered("resolved", "") == []  # the incident is open
+    assert filtered("open", "gpu-b001") == []  # and on another node
+    filtered("open", "gpu-a012")[0].click()
 
     wait.until(lambda d: d.current_url.endswith(f"/incidents/{inc['id']}"))
     h1 = browser.find_element(By.TAG_NAME, "h1").text
     assert "gpu_hardware_fault" in h1
     first = browser.find_element(By.XPATH, "//p[starts-with(normalize-space(.), 'First:')]").text
     assert "gpu-a012" in first
+    # the node's Grafana dashboard with its variable and the incident's time range, and a silence prefilled
+    grafana = browser.find_element(By.PARTIAL_LINK_TEXT, "Grafana: node gpu-a012").get_attribute("href") or ""
+    assert "/d/hpcmind-node/" in grafana and "var-host=gpu-a012" in grafana and "from=" in grafana
+    silence = browser.find_element(By.PARTIAL_LINK_TEXT, "Silence GPUXidError").get_attribute("href") or ""
+    assert "#/silences/new?filter=" in silence and "gpu-a012" in unquote(silence)
     _shot(browser, "incident-page", tmp_path)
     Select(browser.find_element(By.NAME, "true_root_cause")).select_by_value("nvlink_error")
     browser.find_element(By.NAME, "comment").send_keys("NVLink errors came first")

@@ -28,7 +28,7 @@ from tests.unit.test_analyzer_app import payload
 from tests.unit.test_crash_recovery import _storm
 
 pytestmark = pytest.mark.integration
-BOTH, ONLY_B, PER_PAYLOAD, LINES = 300, 40, 20, 300
+BOTH, ONLY_B, PER_PAYLOAD, LINES = 200, 40, 20, 200
 
 
 def groups(alerts: list[dict], n: int) -> list[dict]:

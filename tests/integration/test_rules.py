@@ -40,6 +40,12 @@ def test_amtool_check_config() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_amtool_checks_the_compose_configs_one_and_two_replicas() -> None:
+    for name in ("alertmanager.yml", "alertmanager-replicas.yml"):
+        res = run("amtool", "check-config", str(ROOT / "deploy" / "compose" / name))
+        assert res.returncode == 0, name + ": " + res.stdout + res.stderr
+
+
 def test_every_alert_fires_and_stays_quiet_in_a_test() -> None:
     fires: set[str] = set()
     quiet: set[str] = set()
