@@ -242,10 +242,16 @@ class AnalyzerService:
             return self._pending(c, None)
 
     def diagnose_pending(self) -> list[int]:
+        """Diagnose what is pending (at start, and in each sweep); returns the incidents diagnosed here. One that
+        raises is recorded as a failed diagnosis, as in `process`, so a sweep does not retry it forever."""
         done = []
         for iid in self.undiagnosed():
-            self.diagnose_incident(iid)
-            done.append(iid)
+            try:
+                if self.diagnose_incident(iid) is not None:
+                    done.append(iid)
+            except Exception as exc:
+                log.exception("incident %d: diagnosis failed", iid)
+                self._record_failure(iid, exc)
         return done
 
     @staticmethod

@@ -115,3 +115,29 @@ def test_a_store_from_before_revisions_marks_undiagnosed_incidents_pending(tmp_p
     again = _service(db)
     assert again.store.version == MIGRATIONS[-1][0] and len(again.store.instance_id) == 16
     assert again.undiagnosed() == [2]
+
+
+def test_a_pending_incident_whose_diagnosis_raises_is_recorded_failed_not_retried_by_every_sweep(
+    tmp_path: Path,
+) -> None:
+    svc = _service(tmp_path / "d.db")
+    pid = svc.accept(AlertmanagerPayload.model_validate(_storm(2)))
+    _die_after(svc, 0)
+    with pytest.raises(Killed):
+        svc.process(pid)  # both recorded, neither diagnosed
+    again = _service(tmp_path / "d.db")
+    real = again._diagnose_incident
+
+    def poisoned(iid: int) -> Any:
+        if iid == 1:
+            raise ValueError("evidence nobody can read")
+        return real(iid)
+
+    again._diagnose_incident = poisoned  # type: ignore[method-assign]
+    assert again.diagnose_pending() == [2]  # the other one is diagnosed all the same
+    assert again.undiagnosed() == []  # and the poisoned one is not pending for the next sweep
+    rc, rev, done = _states(again)[0]
+    assert rc == "unknown" and rev == done
+    with again.store.tx() as c:
+        summary = c.execute(incidents.select().where(incidents.c.id == 1)).one().summary
+    assert "evidence nobody can read" in summary
