@@ -188,14 +188,20 @@ class AnalyzerService:
             # a replay after a crash: the alerts are recorded, but their incidents may never have been diagnosed
             touched |= set(self._pending(c, self._incidents_of(c, payload.alerts)))
         for iid in sorted(touched):
-            try:
-                self.diagnose_incident(iid)
-            except Exception as exc:  # one incident's failure must not hold back the others, nor fail forever
-                log.exception("incident %d: diagnosis failed", iid)
-                self._record_failure(iid, exc)
+            self._diagnose_or_record_failure(iid)
         with self.store.tx() as c:
             c.execute(update(payloads).where(payloads.c.id == payload_id).values(processed=True))
         return sorted(touched)
+
+    def _diagnose_or_record_failure(self, iid: int) -> bool:
+        """Whether this call diagnosed the incident. One incident's failure must not hold back the others, nor fail
+        forever: it is recorded as a failed diagnosis."""
+        try:
+            return self.diagnose_incident(iid) is not None
+        except Exception as exc:
+            log.exception("incident %d: diagnosis failed", iid)
+            self._record_failure(iid, exc)
+            return False
 
     def _record_failure(self, iid: int, exc: Exception) -> None:
         """An honest `unknown` that names the failure, so the incident is not silently left without a diagnosis."""
@@ -244,15 +250,7 @@ class AnalyzerService:
     def diagnose_pending(self) -> list[int]:
         """Diagnose what is pending (at start, and in each sweep); returns the incidents diagnosed here. One that
         raises is recorded as a failed diagnosis, as in `process`, so a sweep does not retry it forever."""
-        done = []
-        for iid in self.undiagnosed():
-            try:
-                if self.diagnose_incident(iid) is not None:
-                    done.append(iid)
-            except Exception as exc:
-                log.exception("incident %d: diagnosis failed", iid)
-                self._record_failure(iid, exc)
-        return done
+        return [iid for iid in self.undiagnosed() if self._diagnose_or_record_failure(iid)]
 
     @staticmethod
     def _pending(c: Connection, among: set[int] | None) -> list[int]:
@@ -413,12 +411,13 @@ class AnalyzerService:
                     return None
                 try:
                     d = None
-                    for _ in range(1 + MAX_REDIAGNOSES):  # and again for alerts recorded while it ran
+                    for n in range(1 + MAX_REDIAGNOSES):  # and again for alerts recorded while it ran
                         with self.store.tx() as c:
                             if not (force or self._pending(c, {iid})):
                                 break
                         force = False
-                        leases.acquire(self.store, name, self.owner, self._lease_s)
+                        if n:  # another full diagnosis: renew the lease taken above
+                            leases.acquire(self.store, name, self.owner, self._lease_s)
                         d = self._diagnose_incident(iid)
                     return d
                 finally:
